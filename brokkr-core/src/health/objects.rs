@@ -1,0 +1,734 @@
+//! Observation types: the subset of Kubernetes objects the classifier reads.
+//!
+//! They deserialize directly from the JSON the API server returns (camelCase, unknown
+//! fields ignored), so `kubectl get pods -o json` output can be fed in as it is. Every
+//! field is optional or defaulted, and `null` is accepted wherever a value may be missing:
+//! objects recorded from real clusters and test suites are often partial, and a missing
+//! field must mean "not known", never a parse failure.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// Deserializes `null` (or a missing field, together with `#[serde(default)]`) as the
+/// type's default value.
+fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
+}
+
+/// Deserializes an RFC 3339 timestamp; `null`, an empty string or an unparsable value
+/// become `None` (an unknown time), because one odd timestamp must not make a whole
+/// object unreadable.
+fn lenient_time<'de, D>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let raw = Option::<Value>::deserialize(deserializer)?;
+    Ok(raw.as_ref().and_then(Value::as_str).and_then(|s| {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }))
+}
+
+/// The metadata every object carries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    /// Object name.
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: String,
+    /// Namespace; `None` for cluster-scoped objects (and for partial recordings).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Unique id assigned by the API server.
+    #[serde(default)]
+    pub uid: Option<String>,
+    /// Generation of the desired state (bumped on every spec change).
+    #[serde(default)]
+    pub generation: Option<i64>,
+    /// When the object was created.
+    #[serde(default, deserialize_with = "lenient_time")]
+    pub creation_timestamp: Option<DateTime<Utc>>,
+    /// When deletion was requested; already includes the grace period.
+    #[serde(default, deserialize_with = "lenient_time")]
+    pub deletion_timestamp: Option<DateTime<Utc>>,
+    /// Labels.
+    #[serde(default, deserialize_with = "nullable")]
+    pub labels: BTreeMap<String, String>,
+    /// Owners; the one with `controller: true` manages this object.
+    #[serde(default, deserialize_with = "nullable")]
+    pub owner_references: Vec<OwnerReference>,
+}
+
+impl ObjectMeta {
+    /// The managing owner: the reference marked `controller: true`, else the first one.
+    pub fn controller(&self) -> Option<&OwnerReference> {
+        self.owner_references
+            .iter()
+            .find(|o| o.controller == Some(true))
+            .or_else(|| self.owner_references.first())
+    }
+}
+
+/// A reference from an object to its owner.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerReference {
+    /// Owner kind, e.g. `ReplicaSet`.
+    #[serde(default, deserialize_with = "nullable")]
+    pub kind: String,
+    /// Owner name.
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: String,
+    /// Owner uid.
+    #[serde(default)]
+    pub uid: Option<String>,
+    /// Whether this owner is the managing controller.
+    #[serde(default)]
+    pub controller: Option<bool>,
+}
+
+/// Status of a condition: `True`, `False` or `Unknown` (anything else reads as `Unknown`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionStatus {
+    /// The condition holds.
+    True,
+    /// The condition does not hold.
+    False,
+    /// Not known (also any unrecognised value).
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+/// A status condition, as every built-in kind reports them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Condition type, e.g. `Ready`, `Available`, `Progressing`.
+    #[serde(rename = "type", default, deserialize_with = "nullable")]
+    pub type_: String,
+    /// Whether it holds.
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: ConditionStatus,
+    /// Machine-readable reason, e.g. `Unschedulable`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Human-readable message.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// When the status last changed.
+    #[serde(default, deserialize_with = "lenient_time")]
+    pub last_transition_time: Option<DateTime<Utc>>,
+    /// When the condition was last updated (Deployments bump this on progress).
+    #[serde(default, deserialize_with = "lenient_time")]
+    pub last_update_time: Option<DateTime<Utc>>,
+}
+
+impl Condition {
+    /// The newest of the condition's timestamps.
+    pub fn latest_time(&self) -> Option<DateTime<Utc>> {
+        self.last_transition_time.max(self.last_update_time)
+    }
+}
+
+/// Finds the condition of `type_` in `conditions`.
+pub fn find_condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+// ---------------------------------------------------------------- Pod
+
+/// A Pod.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pod {
+    /// Metadata.
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
+    /// Desired state (only what classification needs).
+    #[serde(default, deserialize_with = "nullable")]
+    pub spec: PodSpec,
+    /// Observed state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: PodStatus,
+}
+
+/// The parts of a pod spec that matter for health.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    /// Node the pod is bound to.
+    #[serde(default)]
+    pub node_name: Option<String>,
+    /// `Always` (the default), `OnFailure` or `Never`.
+    #[serde(default)]
+    pub restart_policy: Option<String>,
+    /// Init containers, in order; native sidecars have `restartPolicy: Always`.
+    #[serde(default, deserialize_with = "nullable")]
+    pub init_containers: Vec<ContainerSpec>,
+    /// Regular containers.
+    #[serde(default, deserialize_with = "nullable")]
+    pub containers: Vec<ContainerSpec>,
+}
+
+impl PodSpec {
+    /// Whether the kubelet restarts failed containers of this pod.
+    pub fn restarts_containers(&self) -> bool {
+        self.restart_policy.as_deref() != Some("Never")
+    }
+
+    /// Whether the init container `name` is a native sidecar (`restartPolicy: Always`).
+    pub fn is_sidecar(&self, name: &str) -> bool {
+        self.init_containers
+            .iter()
+            .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
+    }
+}
+
+/// A container in a pod spec.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerSpec {
+    /// Container name.
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: String,
+    /// Per-container restart policy (only `Always`, on init containers, which makes them sidecars).
+    #[serde(default)]
+    pub restart_policy: Option<String>,
+}
+
+/// Pod lifecycle phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PodPhase {
+    /// Accepted, not all containers started.
+    #[default]
+    Pending,
+    /// Bound to a node, containers started.
+    Running,
+    /// All containers terminated successfully and will not restart.
+    Succeeded,
+    /// All containers terminated, at least one in failure.
+    Failed,
+    /// The state could not be obtained (also any unrecognised value).
+    #[serde(other)]
+    Unknown,
+}
+
+/// Observed pod state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStatus {
+    /// Phase; `None` when the status is empty (pod just created).
+    #[serde(default)]
+    pub phase: Option<PodPhase>,
+    /// Reason for the phase, e.g. `Evicted`, `NodeLost`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Message for the phase.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Conditions: PodScheduled, Initialized, ContainersReady, Ready, ...
+    #[serde(default, deserialize_with = "nullable")]
+    pub conditions: Vec<Condition>,
+    /// When the kubelet acknowledged the pod.
+    #[serde(default, deserialize_with = "lenient_time")]
+    pub start_time: Option<DateTime<Utc>>,
+    /// Statuses of init containers (sidecars included).
+    #[serde(default, deserialize_with = "nullable")]
+    pub init_container_statuses: Vec<ContainerStatus>,
+    /// Statuses of regular containers.
+    #[serde(default, deserialize_with = "nullable")]
+    pub container_statuses: Vec<ContainerStatus>,
+}
+
+/// Observed state of one container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStatus {
+    /// Container name.
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: String,
+    /// Whether the container passes its readiness probe.
+    #[serde(default, deserialize_with = "nullable")]
+    pub ready: bool,
+    /// Restarts so far.
+    #[serde(default, deserialize_with = "nullable")]
+    pub restart_count: i32,
+    /// Current state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub state: ContainerState,
+    /// Previous state (the last termination, when it restarted).
+    #[serde(default, deserialize_with = "nullable")]
+    pub last_state: ContainerState,
+}
+
+/// One of waiting / running / terminated (all empty when unknown).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerState {
+    /// Not running yet (or backing off).
+    #[serde(default)]
+    pub waiting: Option<StateWaiting>,
+    /// Running.
+    #[serde(default)]
+    pub running: Option<StateRunning>,
+    /// Terminated.
+    #[serde(default)]
+    pub terminated: Option<StateTerminated>,
+}
+
+/// A waiting container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StateWaiting {
+    /// Why it waits, e.g. `ImagePullBackOff`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Details.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// A running container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateRunning {
+    /// When it (re)started.
+    #[serde(default, deserialize_with = "lenient_time")]
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// A terminated container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateTerminated {
+    /// Exit code.
+    #[serde(default, deserialize_with = "nullable")]
+    pub exit_code: i32,
+    /// Signal, when killed by one.
+    #[serde(default)]
+    pub signal: Option<i32>,
+    /// Reason, e.g. `OOMKilled`, `Error`, `Completed`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Termination message.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// When it started.
+    #[serde(default, deserialize_with = "lenient_time")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it finished.
+    #[serde(default, deserialize_with = "lenient_time")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+// ---------------------------------------------------------------- workloads
+
+/// A Deployment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Metadata.
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
+    /// Desired state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub spec: DeploymentSpec,
+    /// Observed state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: WorkloadStatus,
+}
+
+/// Desired state of a Deployment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentSpec {
+    /// Desired replicas (API default 1).
+    #[serde(default)]
+    pub replicas: Option<i32>,
+    /// Whether the rollout is paused.
+    #[serde(default, deserialize_with = "nullable")]
+    pub paused: bool,
+    /// Seconds without progress before the controller reports ProgressDeadlineExceeded.
+    #[serde(default)]
+    pub progress_deadline_seconds: Option<i32>,
+}
+
+/// Replica counts and conditions shared by Deployments, ReplicaSets and StatefulSets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStatus {
+    /// Generation the controller last acted on.
+    #[serde(default)]
+    pub observed_generation: Option<i64>,
+    /// Pods that exist (old and new).
+    #[serde(default)]
+    pub replicas: Option<i32>,
+    /// Pods of the current template.
+    #[serde(default)]
+    pub updated_replicas: Option<i32>,
+    /// Ready pods.
+    #[serde(default)]
+    pub ready_replicas: Option<i32>,
+    /// Pods ready for at least minReadySeconds.
+    #[serde(default)]
+    pub available_replicas: Option<i32>,
+    /// StatefulSet: revision serving the current pods.
+    #[serde(default)]
+    pub current_revision: Option<String>,
+    /// StatefulSet: revision being rolled out.
+    #[serde(default)]
+    pub update_revision: Option<String>,
+    /// Conditions (Available, Progressing, ReplicaFailure, ...).
+    #[serde(default, deserialize_with = "nullable")]
+    pub conditions: Vec<Condition>,
+}
+
+/// A StatefulSet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatefulSet {
+    /// Metadata.
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
+    /// Desired state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub spec: StatefulSetSpec,
+    /// Observed state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: WorkloadStatus,
+}
+
+/// Desired state of a StatefulSet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatefulSetSpec {
+    /// Desired replicas (API default 1).
+    #[serde(default)]
+    pub replicas: Option<i32>,
+    /// How pods are replaced on a template change.
+    #[serde(default, deserialize_with = "nullable")]
+    pub update_strategy: UpdateStrategy,
+}
+
+/// `RollingUpdate` (default) or `OnDelete`, with an optional partition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateStrategy {
+    /// Strategy type.
+    #[serde(rename = "type", default)]
+    pub type_: Option<String>,
+    /// Rolling update parameters.
+    #[serde(default, deserialize_with = "nullable")]
+    pub rolling_update: RollingUpdate,
+}
+
+impl UpdateStrategy {
+    /// Whether pods are only replaced when someone deletes them.
+    pub fn is_on_delete(&self) -> bool {
+        self.type_.as_deref() == Some("OnDelete")
+    }
+}
+
+/// Rolling update parameters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollingUpdate {
+    /// StatefulSet: ordinals below the partition keep the old revision.
+    #[serde(default)]
+    pub partition: Option<i32>,
+}
+
+/// A DaemonSet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DaemonSet {
+    /// Metadata.
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
+    /// Desired state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub spec: DaemonSetSpec,
+    /// Observed state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: DaemonSetStatus,
+}
+
+/// Desired state of a DaemonSet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DaemonSetSpec {
+    /// How pods are replaced on a template change.
+    #[serde(default, deserialize_with = "nullable")]
+    pub update_strategy: UpdateStrategy,
+}
+
+/// Observed state of a DaemonSet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DaemonSetStatus {
+    /// Generation the controller last acted on.
+    #[serde(default)]
+    pub observed_generation: Option<i64>,
+    /// Nodes that should run the daemon pod.
+    #[serde(default)]
+    pub desired_number_scheduled: Option<i32>,
+    /// Nodes running at least one daemon pod.
+    #[serde(default)]
+    pub current_number_scheduled: Option<i32>,
+    /// Nodes with a ready daemon pod.
+    #[serde(default)]
+    pub number_ready: Option<i32>,
+    /// Nodes with an available daemon pod.
+    #[serde(default)]
+    pub number_available: Option<i32>,
+    /// Nodes running the current template.
+    #[serde(default)]
+    pub updated_number_scheduled: Option<i32>,
+    /// Conditions (rarely set).
+    #[serde(default, deserialize_with = "nullable")]
+    pub conditions: Vec<Condition>,
+}
+
+/// A ReplicaSet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaSet {
+    /// Metadata.
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
+    /// Desired state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub spec: ReplicaSetSpec,
+    /// Observed state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: WorkloadStatus,
+}
+
+/// Desired state of a ReplicaSet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaSetSpec {
+    /// Desired replicas (API default 1).
+    #[serde(default)]
+    pub replicas: Option<i32>,
+}
+
+/// A Job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Metadata.
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
+    /// Desired state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub spec: JobSpec,
+    /// Observed state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: JobStatus,
+}
+
+/// Desired state of a Job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSpec {
+    /// Whether the Job is suspended.
+    #[serde(default)]
+    pub suspend: Option<bool>,
+    /// Successful pods needed (default 1).
+    #[serde(default)]
+    pub completions: Option<i32>,
+}
+
+/// Observed state of a Job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStatus {
+    /// Complete, Failed, FailureTarget, SuccessCriteriaMet, Suspended.
+    #[serde(default, deserialize_with = "nullable")]
+    pub conditions: Vec<Condition>,
+    /// Running pods.
+    #[serde(default)]
+    pub active: Option<i32>,
+    /// Succeeded pods.
+    #[serde(default)]
+    pub succeeded: Option<i32>,
+    /// Failed pods.
+    #[serde(default)]
+    pub failed: Option<i32>,
+    /// When the Job started.
+    #[serde(default, deserialize_with = "lenient_time")]
+    pub start_time: Option<DateTime<Utc>>,
+    /// When the Job completed.
+    #[serde(default, deserialize_with = "lenient_time")]
+    pub completion_time: Option<DateTime<Utc>>,
+}
+
+/// A CronJob.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CronJob {
+    /// Metadata.
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
+    /// Desired state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub spec: CronJobSpec,
+    /// Observed state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: CronJobStatus,
+}
+
+/// Desired state of a CronJob.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CronJobSpec {
+    /// Whether scheduling is suspended.
+    #[serde(default)]
+    pub suspend: Option<bool>,
+}
+
+/// Observed state of a CronJob.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CronJobStatus {
+    /// Running Jobs.
+    #[serde(default, deserialize_with = "nullable")]
+    pub active: Vec<Value>,
+    /// When a Job was last scheduled.
+    #[serde(default, deserialize_with = "lenient_time")]
+    pub last_schedule_time: Option<DateTime<Utc>>,
+    /// When a Job last completed successfully.
+    #[serde(default, deserialize_with = "lenient_time")]
+    pub last_successful_time: Option<DateTime<Utc>>,
+}
+
+/// A PersistentVolumeClaim.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PersistentVolumeClaim {
+    /// Metadata.
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
+    /// Observed state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: PhaseStatus,
+}
+
+/// A status that is only a phase string.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseStatus {
+    /// Phase, e.g. `Bound`.
+    #[serde(default)]
+    pub phase: Option<String>,
+}
+
+/// A Service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    /// Metadata.
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
+    /// Desired state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub spec: ServiceSpec,
+    /// Observed state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: ServiceStatus,
+}
+
+/// Desired state of a Service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    /// `ClusterIP`, `NodePort`, `LoadBalancer` or `ExternalName`.
+    #[serde(rename = "type", default)]
+    pub type_: Option<String>,
+}
+
+/// Observed state of a Service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    /// Load balancer status.
+    #[serde(default, deserialize_with = "nullable")]
+    pub load_balancer: LoadBalancerStatus,
+}
+
+/// Load balancer status of a Service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadBalancerStatus {
+    /// Assigned ingress points; empty while provisioning.
+    #[serde(default, deserialize_with = "nullable")]
+    pub ingress: Vec<Value>,
+}
+
+/// A Node (never a resource of a deployment object; it explains pods on it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Metadata.
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
+    /// Desired state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub spec: NodeSpec,
+    /// Observed state.
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: NodeStatus,
+}
+
+/// Desired state of a Node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeSpec {
+    /// Taints, e.g. `node.kubernetes.io/unreachable`.
+    #[serde(default, deserialize_with = "nullable")]
+    pub taints: Vec<Taint>,
+}
+
+/// A node taint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Taint {
+    /// Taint key.
+    #[serde(default, deserialize_with = "nullable")]
+    pub key: String,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
+    #[serde(default)]
+    pub effect: Option<String>,
+}
+
+/// Observed state of a Node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Conditions (Ready, MemoryPressure, ...).
+    #[serde(default, deserialize_with = "nullable")]
+    pub conditions: Vec<Condition>,
+}
+
+impl Node {
+    /// Whether the node controller has lost contact with the node: Ready is `Unknown`
+    /// (the kubelet stopped posting status) or the `unreachable` taint is set. Pod
+    /// statuses on such a node are stale, so its pods' health is unknown.
+    pub fn is_lost(&self) -> bool {
+        let ready_unknown = find_condition(&self.status.conditions, "Ready")
+            .is_some_and(|c| c.status == ConditionStatus::Unknown);
+        let unreachable = self
+            .spec
+            .taints
+            .iter()
+            .any(|t| t.key == "node.kubernetes.io/unreachable");
+        ready_unknown || unreachable
+    }
+}
+
+/// Any other kind: only its identity matters (present means healthy).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OtherObject {
+    /// API version, e.g. `v1`.
+    #[serde(default, deserialize_with = "nullable")]
+    pub api_version: String,
+    /// Kind, e.g. `ConfigMap`.
+    #[serde(default, deserialize_with = "nullable")]
+    pub kind: String,
+    /// Metadata.
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
+}

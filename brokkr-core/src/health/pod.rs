@@ -1,0 +1,572 @@
+//! Pod and container rules.
+//!
+//! Each rule reads one observation a kubelet reports and turns it into a health and,
+//! when something is wrong or late, a finding. Within a grace period a pod is healthy
+//! and progressing: nothing is wrong yet, it is on its way.
+
+use chrono::{DateTime, Utc};
+
+use super::context::Ctx;
+use super::objects::{ConditionStatus, ContainerStatus, Pod, PodPhase, find_condition};
+use super::verdict::{
+    ContainerRef, ContainerRole, Finding, FindingCode, Health, Persistence, Phase, Severity,
+};
+
+/// The verdict on one pod.
+pub(crate) struct PodVerdict {
+    pub health: Health,
+    pub phase: Phase,
+    /// The pod's Ready condition holds.
+    pub ready: bool,
+    /// The pod ended in phase Failed (a controller may have replaced it).
+    pub failed: bool,
+    /// The pod counts towards `pods_total` (Succeeded pods do not).
+    pub counted: bool,
+}
+
+/// Whether the pod is Ready: its Ready condition, or, for recordings without
+/// conditions, every container running and ready.
+pub(crate) fn is_ready(pod: &Pod) -> bool {
+    match find_condition(&pod.status.conditions, "Ready") {
+        Some(c) => c.status == ConditionStatus::True,
+        None => {
+            pod.status.phase == Some(PodPhase::Running)
+                && !pod.status.container_statuses.is_empty()
+                && pod
+                    .status
+                    .container_statuses
+                    .iter()
+                    .all(|c| c.ready && c.state.running.is_some())
+        }
+    }
+}
+
+/// Classifies one pod, appending its findings to `out`.
+pub(crate) fn assess_pod(
+    pod: &Pod,
+    node_lost: bool,
+    ctx: &Ctx,
+    out: &mut Vec<Finding>,
+) -> PodVerdict {
+    let meta = &pod.metadata;
+    let status = &pod.status;
+    let ready = is_ready(pod);
+    let settled = |health, phase| PodVerdict {
+        health,
+        phase,
+        ready,
+        failed: false,
+        counted: true,
+    };
+
+    // Rule: a Succeeded pod ran to completion; nothing about it can be wrong any more.
+    if status.phase == Some(PodPhase::Succeeded) {
+        return PodVerdict {
+            counted: false,
+            ..settled(Health::Healthy, Phase::Completed)
+        };
+    }
+
+    // Rule: a Failed pod (evicted, deadline exceeded, containers failed under
+    // restartPolicy Never) is failing. Whether a controller has replaced it, which
+    // turns this into an info finding, is decided by the caller, who knows the owner.
+    if status.phase == Some(PodPhase::Failed) {
+        let failed_container = status
+            .container_statuses
+            .iter()
+            .chain(&status.init_container_statuses)
+            .filter_map(|c| c.state.terminated.as_ref())
+            .find(|t| t.exit_code != 0 || t.reason.as_deref() == Some("OOMKilled"));
+        let display = status
+            .reason
+            .as_deref()
+            .or_else(|| failed_container.and_then(|t| t.reason.as_deref()))
+            .unwrap_or("Failed")
+            .to_owned();
+        let message = status
+            .message
+            .as_deref()
+            .or_else(|| failed_container.and_then(|t| t.message.as_deref()));
+        let since = failed_container.and_then(|t| t.finished_at);
+        out.push(
+            ctx.finding(
+                FindingCode::PodFailed,
+                Severity::Failing,
+                Persistence::Terminal,
+                "Pod",
+                meta,
+                display,
+                message,
+            )
+            .since(since),
+        );
+        return PodVerdict {
+            failed: true,
+            ..settled(Health::Failing, Phase::Completed)
+        };
+    }
+
+    // Rule: deletionTimestamp already includes the grace period; a pod still present a
+    // minute after it is stuck (finalizers, an unreachable kubelet, a hung preStop).
+    if let Some(deleted_at) = meta.deletion_timestamp {
+        if ctx.past(Some(deleted_at), ctx.policy.terminating_grace) {
+            out.push(
+                ctx.finding(
+                    FindingCode::StuckTerminating,
+                    Severity::Degraded,
+                    Persistence::Transient,
+                    "Pod",
+                    meta,
+                    "Terminating".to_owned(),
+                    Some("pod is still present after its deletion grace period"),
+                )
+                .since(Some(deleted_at)),
+            );
+            return settled(Health::Degraded, Phase::Terminating);
+        }
+        return settled(Health::Healthy, Phase::Terminating);
+    }
+
+    // Rule: on a lost node the kubelet no longer reports, so every status we hold is
+    // stale; the node controller even forces Ready=False. Unknown is the honest verdict.
+    if node_lost || status.reason.as_deref() == Some("NodeLost") {
+        let message = pod
+            .spec
+            .node_name
+            .as_deref()
+            .map(|node| format!("node {node} stopped reporting; the pod's status is stale"));
+        out.push(ctx.finding(
+            FindingCode::NodeLost,
+            Severity::Unknown,
+            Persistence::Transient,
+            "Pod",
+            meta,
+            "NodeLost".to_owned(),
+            message.as_deref(),
+        ));
+        return settled(Health::Unknown, Phase::Stable);
+    }
+
+    // Rule: phase Unknown means the pod's state could not be obtained from its node.
+    if status.phase == Some(PodPhase::Unknown) {
+        out.push(ctx.finding(
+            FindingCode::NodeLost,
+            Severity::Unknown,
+            Persistence::Transient,
+            "Pod",
+            meta,
+            "Unknown".to_owned(),
+            status.message.as_deref(),
+        ));
+        return settled(Health::Unknown, Phase::Stable);
+    }
+
+    let started = status.start_time.or(meta.creation_timestamp);
+    let restarts = pod.spec.restarts_containers();
+    let mut health = Health::Healthy;
+    let mut progressing = !ready;
+    let mut init_pending = false;
+
+    // Rule: init containers follow the container rules with an `Init:` display prefix;
+    // native sidecars (restartPolicy Always) behave like regular containers.
+    for cs in &status.init_container_statuses {
+        let role = if pod.spec.is_sidecar(&cs.name) {
+            ContainerRole::Sidecar
+        } else {
+            ContainerRole::Init
+        };
+        let pod_ctx = ContainerCtx {
+            pod,
+            role,
+            started,
+            restarts: restarts || role == ContainerRole::Sidecar,
+            quiet_start: false,
+        };
+        let verdict = assess_container(cs, &pod_ctx, ctx, out);
+        health = health.max(verdict.health);
+        progressing |= verdict.progressing;
+        init_pending |= role == ContainerRole::Init && !verdict.completed;
+    }
+    for cs in &status.container_statuses {
+        let pod_ctx = ContainerCtx {
+            pod,
+            role: ContainerRole::Main,
+            started,
+            restarts,
+            // While an init container has not finished, the regular containers wait on
+            // it; the init container's own finding explains the delay.
+            quiet_start: init_pending,
+        };
+        let verdict = assess_container(cs, &pod_ctx, ctx, out);
+        health = health.max(verdict.health);
+        progressing |= verdict.progressing;
+    }
+
+    let scheduled = find_condition(&status.conditions, "PodScheduled");
+    if let Some(cond) = scheduled.filter(|c| c.status == ConditionStatus::False) {
+        match cond.reason.as_deref() {
+            // Rule: no node fits the pod. Autoscalers often add one within minutes, so
+            // degraded first; failing once `unschedulable_grace` has passed.
+            Some("Unschedulable") => {
+                let since = cond.last_transition_time.or(meta.creation_timestamp);
+                let severity = if ctx.past(since, ctx.policy.unschedulable_grace) {
+                    Severity::Failing
+                } else {
+                    Severity::Degraded
+                };
+                out.push(
+                    ctx.finding(
+                        FindingCode::Unschedulable,
+                        severity,
+                        Persistence::Transient,
+                        "Pod",
+                        meta,
+                        "Unschedulable".to_owned(),
+                        cond.message.as_deref(),
+                    )
+                    .since(since),
+                );
+                health = health.max(severity.health());
+            }
+            // Rule: scheduling gates hold the pod back on purpose.
+            Some("SchedulingGated") => {}
+            _ => health = health.max(pending_too_long(pod, started, ctx, out)),
+        }
+        progressing = true;
+    } else if status.container_statuses.is_empty()
+        && status.init_container_statuses.is_empty()
+        && status.phase != Some(PodPhase::Running)
+    {
+        // Rule: accepted but nothing started yet: progressing, degraded after start_grace.
+        health = health.max(pending_too_long(pod, started, ctx, out));
+        progressing = true;
+    }
+
+    // Rule: running but not Ready is progressing within ready_grace of the last Ready
+    // transition, then degraded. Only when no container finding already explains it.
+    if !ready && health == Health::Healthy && status.phase == Some(PodPhase::Running) {
+        let ready_cond = find_condition(&status.conditions, "Ready");
+        let since = ready_cond.and_then(|c| c.last_transition_time).or(started);
+        if ctx.past(since, ctx.policy.ready_grace) {
+            out.push(
+                ctx.finding(
+                    FindingCode::NotReady,
+                    Severity::Degraded,
+                    Persistence::Transient,
+                    "Pod",
+                    meta,
+                    "NotReady".to_owned(),
+                    ready_cond.and_then(|c| c.message.as_deref()),
+                )
+                .since(since),
+            );
+            health = Health::Degraded;
+        }
+    }
+
+    let phase = if progressing {
+        Phase::Progressing
+    } else {
+        Phase::Stable
+    };
+    settled(health, phase)
+}
+
+fn pending_too_long(
+    pod: &Pod,
+    started: Option<DateTime<Utc>>,
+    ctx: &Ctx,
+    out: &mut Vec<Finding>,
+) -> Health {
+    if !ctx.past(started, ctx.policy.start_grace) {
+        return Health::Healthy;
+    }
+    out.push(
+        ctx.finding(
+            FindingCode::PodPending,
+            Severity::Degraded,
+            Persistence::Transient,
+            "Pod",
+            &pod.metadata,
+            "Pending".to_owned(),
+            pod.status.message.as_deref(),
+        )
+        .since(started),
+    );
+    Health::Degraded
+}
+
+struct ContainerCtx<'a> {
+    pod: &'a Pod,
+    role: ContainerRole,
+    /// When the pod started (anchor of start and pull graces).
+    started: Option<DateTime<Utc>>,
+    /// Whether the kubelet restarts this container when it fails.
+    restarts: bool,
+    /// Suppress "slow start" findings (the pod waits on an init container).
+    quiet_start: bool,
+}
+
+struct ContainerVerdict {
+    health: Health,
+    progressing: bool,
+    /// Terminated with exit code 0 (an init container that is done).
+    completed: bool,
+}
+
+/// Waiting reasons that do not clear without a change to the spec or the node.
+fn terminal_waiting(reason: &str) -> Option<FindingCode> {
+    match reason {
+        "InvalidImageName" => Some(FindingCode::InvalidImageName),
+        "ErrImageNeverPull" => Some(FindingCode::ErrImageNeverPull),
+        "CreateContainerError" => Some(FindingCode::CreateContainerError),
+        "RunContainerError" => Some(FindingCode::RunContainerError),
+        _ => None,
+    }
+}
+
+fn assess_container(
+    cs: &ContainerStatus,
+    pc: &ContainerCtx,
+    ctx: &Ctx,
+    out: &mut Vec<Finding>,
+) -> ContainerVerdict {
+    let prefix = if pc.role == ContainerRole::Init {
+        "Init:"
+    } else {
+        ""
+    };
+    let mut verdict = ContainerVerdict {
+        health: Health::Healthy,
+        progressing: false,
+        completed: false,
+    };
+    let mut report = |code,
+                      severity: Severity,
+                      persistence,
+                      display: &str,
+                      message: Option<&str>,
+                      since: Option<DateTime<Utc>>| {
+        let finding = ctx
+            .finding(
+                code,
+                severity,
+                persistence,
+                "Pod",
+                &pc.pod.metadata,
+                format!("{prefix}{display}"),
+                message,
+            )
+            .container(ContainerRef {
+                name: cs.name.clone(),
+                role: pc.role,
+            })
+            .count(cs.restart_count)
+            .since(since);
+        out.push(finding);
+        severity.health()
+    };
+    // A restarted container starts a new episode when its previous run ended.
+    let episode = cs
+        .last_state
+        .terminated
+        .as_ref()
+        .and_then(|t| t.finished_at)
+        .or(pc.started);
+
+    if let Some(waiting) = &cs.state.waiting {
+        let reason = waiting.reason.as_deref().unwrap_or_default();
+        let message = waiting.message.as_deref();
+        verdict.progressing = true;
+        if let Some(code) = terminal_waiting(reason) {
+            // Rule: the spec or node makes this container impossible to start.
+            verdict.health = report(
+                code,
+                Severity::Failing,
+                Persistence::Terminal,
+                reason,
+                message,
+                episode,
+            );
+        } else if reason == "CreateContainerConfigError" {
+            // Rule: a missing ConfigMap/Secret may still be created by another
+            // controller; degraded within config_grace, failing after.
+            let late = ctx.past(episode, ctx.policy.config_grace);
+            let (severity, persistence) = if late {
+                (Severity::Failing, Persistence::Terminal)
+            } else {
+                (Severity::Degraded, Persistence::Transient)
+            };
+            verdict.health = report(
+                FindingCode::CreateContainerConfigError,
+                severity,
+                persistence,
+                reason,
+                message,
+                episode,
+            );
+        } else if reason == "ErrImagePull" || reason == "ImagePullBackOff" {
+            // Rule: the kubelet alternates between these two during one pull episode;
+            // both are judged alike (degraded within pull_grace, failing after) so the
+            // verdict does not flap with the kubelet's back-off.
+            let code = if reason == "ErrImagePull" {
+                FindingCode::ErrImagePull
+            } else {
+                FindingCode::ImagePullBackOff
+            };
+            let severity = if ctx.past(episode, ctx.policy.pull_grace) {
+                Severity::Failing
+            } else {
+                Severity::Degraded
+            };
+            verdict.health = report(
+                code,
+                severity,
+                Persistence::Transient,
+                reason,
+                message,
+                episode,
+            );
+        } else if reason == "CrashLoopBackOff" {
+            // Rule: the container keeps exiting; the kubelet waits longer each time.
+            let last = cs.last_state.terminated.as_ref().map(|t| {
+                let why = t.reason.as_deref().unwrap_or("exited");
+                format!(
+                    "last exit: {why} (exit code {}){}",
+                    t.exit_code,
+                    t.message
+                        .as_deref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                )
+            });
+            let message = last.as_deref().or(message);
+            let since = cs
+                .last_state
+                .terminated
+                .as_ref()
+                .and_then(|t| t.finished_at);
+            verdict.health = report(
+                FindingCode::CrashLoopBackOff,
+                Severity::Failing,
+                Persistence::Transient,
+                reason,
+                message,
+                since,
+            );
+        } else if !pc.quiet_start && ctx.past(pc.started, ctx.policy.start_grace) {
+            // Rule: creating/initializing is progress, until start_grace has passed.
+            let code = match reason {
+                "ContainerCreating" => FindingCode::ContainerCreating,
+                "PodInitializing" => FindingCode::PodInitializing,
+                _ => FindingCode::ContainerWaiting,
+            };
+            let display = if reason.is_empty() { "Waiting" } else { reason };
+            verdict.health = report(
+                code,
+                Severity::Degraded,
+                Persistence::Transient,
+                display,
+                message,
+                pc.started,
+            );
+        }
+        return verdict;
+    }
+
+    if let Some(term) = &cs.state.terminated {
+        let oom = term.reason.as_deref() == Some("OOMKilled");
+        if term.exit_code == 0 && !oom {
+            verdict.completed = true;
+            return verdict;
+        }
+        let display = match (&term.reason, term.signal) {
+            (Some(reason), _) => reason.clone(),
+            (None, Some(signal)) => format!("Signal:{signal}"),
+            (None, None) => format!("ExitCode:{}", term.exit_code),
+        };
+        let (code, severity, persistence) = if oom {
+            // Rule: killed for exceeding the memory limit: it will happen again.
+            let persistence = if pc.restarts {
+                Persistence::Transient
+            } else {
+                Persistence::Terminal
+            };
+            (FindingCode::OomKilled, Severity::Failing, persistence)
+        } else if !pc.restarts {
+            // Rule: a non-zero exit under restartPolicy Never is final.
+            (
+                FindingCode::ContainerError,
+                Severity::Failing,
+                Persistence::Terminal,
+            )
+        } else {
+            // The kubelet restarts it; degraded until it turns into a crash loop.
+            (
+                FindingCode::ContainerError,
+                Severity::Degraded,
+                Persistence::Transient,
+            )
+        };
+        verdict.health = report(
+            code,
+            severity,
+            persistence,
+            &display,
+            term.message.as_deref(),
+            term.finished_at,
+        );
+        verdict.progressing = pc.restarts;
+        return verdict;
+    }
+
+    if cs.state.running.is_none() {
+        // No state reported yet: the container has not been created.
+        verdict.progressing = true;
+        return verdict;
+    }
+
+    let last = cs.last_state.terminated.as_ref();
+    if let Some(previous) = last.filter(|t| t.reason.as_deref() == Some("OOMKilled")) {
+        // Rule: it runs again, but was OOM-killed recently: at risk of the next kill.
+        if ctx.recent(previous.finished_at, ctx.policy.recent_window) {
+            verdict.health = report(
+                FindingCode::OomKilled,
+                Severity::Degraded,
+                Persistence::Transient,
+                "OOMKilled",
+                Some("container was OOM-killed recently and restarted"),
+                previous.finished_at,
+            );
+            return verdict;
+        }
+    }
+    // Rule: running, but restarted often and recently: unstable even if up right now.
+    let restarted_at = cs
+        .state
+        .running
+        .as_ref()
+        .and_then(|r| r.started_at)
+        .or_else(|| last.and_then(|t| t.finished_at));
+    if cs.restart_count >= ctx.policy.restart_threshold
+        && ctx.recent(restarted_at, ctx.policy.recent_window)
+    {
+        let message = last.map(|t| {
+            format!(
+                "{} restarts; last exit: {} (exit code {})",
+                cs.restart_count,
+                t.reason.as_deref().unwrap_or("exited"),
+                t.exit_code
+            )
+        });
+        verdict.health = report(
+            FindingCode::RestartingFrequently,
+            Severity::Degraded,
+            Persistence::Transient,
+            "RestartingFrequently",
+            message.as_deref(),
+            restarted_at,
+        );
+    }
+    verdict
+}

@@ -1,0 +1,649 @@
+//! Workload rules: the controller's own status decides; its pods only explain.
+
+use chrono::{DateTime, Utc};
+
+use super::context::Ctx;
+use super::objects::{
+    Condition, ConditionStatus, CronJob, DaemonSet, Deployment, Job, ObjectMeta,
+    PersistentVolumeClaim, ReplicaSet, Service, StatefulSet, find_condition,
+};
+use super::verdict::{Finding, FindingCode, Health, Persistence, Phase, Severity};
+
+/// The verdict on one workload (or other non-pod resource), plus what it means for the
+/// resources it controls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WorkloadVerdict {
+    pub health: Health,
+    pub phase: Phase,
+    pub message: Option<String>,
+    /// The controller is within its deadline and keeps minimum availability, so problems
+    /// of its pods (a crash-looping new replica in a rollout) cap at degraded.
+    pub shields: bool,
+    /// The controller is healthy and settled, so a Failed pod (or Job) it owns has been
+    /// replaced and is only worth an info finding.
+    pub supersedes_failed: bool,
+    /// The resource itself ended in failure (a failed Job).
+    pub failed: bool,
+}
+
+impl WorkloadVerdict {
+    fn new(phase: Phase, message: Option<String>) -> Self {
+        Self {
+            health: Health::Healthy,
+            phase,
+            message,
+            shields: false,
+            supersedes_failed: false,
+            failed: false,
+        }
+    }
+
+    fn worsen(&mut self, severity: Severity) {
+        self.health = self.health.max(severity.health());
+    }
+}
+
+/// Newest timestamp among the conditions and the object's creation: the last sign of
+/// progress the object itself carries.
+fn last_progress(meta: &ObjectMeta, conditions: &[Condition]) -> Option<DateTime<Utc>> {
+    conditions
+        .iter()
+        .filter_map(Condition::latest_time)
+        .chain(meta.creation_timestamp)
+        .max()
+}
+
+/// Whether the controller has acted on the latest spec. A recording without a
+/// generation cannot tell, and counts as observed.
+fn generation_observed(meta: &ObjectMeta, observed: Option<i64>) -> bool {
+    match meta.generation {
+        Some(generation) => observed.is_some_and(|o| o >= generation),
+        None => true,
+    }
+}
+
+fn is_true(conditions: &[Condition], type_: &str) -> bool {
+    find_condition(conditions, type_).is_some_and(|c| c.status == ConditionStatus::True)
+}
+
+/// Rule: a controller that has not observed the latest generation reports the previous
+/// spec's status, so nothing it says applies yet: unknown, progressing.
+fn generation_pending(kind: &str, meta: &ObjectMeta, ctx: &Ctx, out: &mut Vec<Finding>) {
+    out.push(ctx.finding(
+        FindingCode::GenerationNotObserved,
+        Severity::Unknown,
+        Persistence::Transient,
+        kind,
+        meta,
+        "GenerationNotObserved".to_owned(),
+        Some("the controller has not yet observed the latest spec"),
+    ));
+}
+
+/// Rule: ReplicaFailure=True means the controller cannot create pods (quota, admission).
+fn replica_failure(
+    kind: &str,
+    meta: &ObjectMeta,
+    conditions: &[Condition],
+    ctx: &Ctx,
+    out: &mut Vec<Finding>,
+) -> Option<Severity> {
+    let cond = find_condition(conditions, "ReplicaFailure")
+        .filter(|c| c.status == ConditionStatus::True)?;
+    out.push(
+        ctx.finding(
+            FindingCode::ReplicaFailure,
+            Severity::Degraded,
+            Persistence::Transient,
+            kind,
+            meta,
+            cond.reason
+                .clone()
+                .unwrap_or_else(|| "ReplicaFailure".into()),
+            cond.message.as_deref(),
+        )
+        .since(cond.last_transition_time),
+    );
+    Some(Severity::Degraded)
+}
+
+/// Deployment rules.
+pub(crate) fn assess_deployment(
+    d: &Deployment,
+    ctx: &Ctx,
+    out: &mut Vec<Finding>,
+) -> WorkloadVerdict {
+    const KIND: &str = "Deployment";
+    let (meta, st) = (&d.metadata, &d.status);
+    let desired = d.spec.replicas.unwrap_or(1).max(0);
+    let existing = st.replicas.unwrap_or(0);
+    let updated = st.updated_replicas.unwrap_or(0);
+    let available = st.available_replicas.unwrap_or(0);
+    let available_cond = find_condition(&st.conditions, "Available");
+    let progressing_cond = find_condition(&st.conditions, "Progressing");
+    let min_available =
+        available_cond.map_or(available >= desired, |c| c.status == ConditionStatus::True);
+    let deadline_exceeded = progressing_cond.filter(|c| {
+        c.status == ConditionStatus::False
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    });
+    let rollout_incomplete = updated < desired || existing > updated || available < updated;
+
+    let mut v = WorkloadVerdict::new(
+        Phase::Stable,
+        Some(format!(
+            "{available}/{desired} replicas available, {updated} updated"
+        )),
+    );
+    v.shields = min_available && deadline_exceeded.is_none();
+
+    if !generation_observed(meta, st.observed_generation) {
+        generation_pending(KIND, meta, ctx, out);
+        v.health = Health::Unknown;
+        v.phase = Phase::Progressing;
+        return v;
+    }
+    // Rule: the controller itself gave up waiting for the rollout to progress.
+    if let Some(cond) = deadline_exceeded {
+        out.push(
+            ctx.finding(
+                FindingCode::ProgressDeadlineExceeded,
+                Severity::Failing,
+                Persistence::Terminal,
+                KIND,
+                meta,
+                "ProgressDeadlineExceeded".to_owned(),
+                cond.message.as_deref(),
+            )
+            .since(cond.last_transition_time),
+        );
+        v.health = Health::Failing;
+        v.phase = Phase::Progressing;
+        return v;
+    }
+    if let Some(severity) = replica_failure(KIND, meta, &st.conditions, ctx, out) {
+        v.worsen(severity);
+    }
+    let unavailable = available_cond.is_some_and(|c| c.status == ConditionStatus::False);
+    // Rule: a paused rollout is suspended on purpose; it still must keep availability.
+    if d.spec.paused {
+        v.phase = Phase::Suspended;
+        if unavailable {
+            replicas_unavailable(KIND, meta, available_cond, ctx, out);
+            v.worsen(Severity::Degraded);
+        }
+        return v;
+    }
+    // Rule: scaled to zero is a valid, settled state.
+    if desired == 0 {
+        v.phase = if existing > 0 {
+            Phase::Progressing
+        } else {
+            Phase::Stable
+        };
+        v.supersedes_failed = true;
+        return v;
+    }
+    // Rule (missing pods): wanted replicas but none available, and no progress for the
+    // rollout deadline. Judged from the workload status, not from the pods given.
+    if available == 0
+        && ctx.past(
+            last_progress(meta, &st.conditions),
+            ctx.policy.rollout_deadline,
+        )
+    {
+        no_replicas(KIND, meta, desired, ctx, out);
+        v.health = Health::Failing;
+        v.phase = if rollout_incomplete {
+            Phase::Progressing
+        } else {
+            Phase::Stable
+        };
+        return v;
+    }
+    if rollout_incomplete {
+        // Rule: a rollout in flight is progress, as long as the controller's own
+        // progress deadline has not fired (handled above).
+        v.phase = Phase::Progressing;
+    } else if unavailable {
+        // Rule: rolled out, yet below minimum availability.
+        replicas_unavailable(KIND, meta, available_cond, ctx, out);
+        v.worsen(Severity::Degraded);
+    }
+    v.supersedes_failed = v.shields && !rollout_incomplete && v.health == Health::Healthy;
+    v
+}
+
+fn replicas_unavailable(
+    kind: &str,
+    meta: &ObjectMeta,
+    cond: Option<&Condition>,
+    ctx: &Ctx,
+    out: &mut Vec<Finding>,
+) {
+    out.push(
+        ctx.finding(
+            FindingCode::ReplicasUnavailable,
+            Severity::Degraded,
+            Persistence::Transient,
+            kind,
+            meta,
+            cond.and_then(|c| c.reason.clone())
+                .unwrap_or_else(|| "ReplicasUnavailable".into()),
+            cond.and_then(|c| c.message.as_deref()),
+        )
+        .since(cond.and_then(|c| c.last_transition_time)),
+    );
+}
+
+fn no_replicas(kind: &str, meta: &ObjectMeta, desired: i32, ctx: &Ctx, out: &mut Vec<Finding>) {
+    let message = format!(
+        "0/{desired} replicas available and no progress for {} minutes",
+        ctx.policy.rollout_deadline.num_minutes()
+    );
+    out.push(ctx.finding(
+        FindingCode::NoReplicasAvailable,
+        Severity::Failing,
+        Persistence::Transient,
+        kind,
+        meta,
+        "NoReplicasAvailable".to_owned(),
+        Some(&message),
+    ));
+}
+
+/// Replica counts of a StatefulSet, DaemonSet or standalone ReplicaSet.
+struct Replicas {
+    desired: i32,
+    existing: i32,
+    ready: i32,
+    available: i32,
+    /// Pods still to be replaced by the rollout, as far as the strategy wants them replaced.
+    update_pending: bool,
+}
+
+/// Shared rules of controllers without a progress deadline of their own: they get the
+/// synthetic `rollout_deadline`, anchored on the last sign of progress (their conditions,
+/// their creation, the newest pod they created or that became Ready, a caller's hint).
+#[allow(clippy::too_many_arguments)] // the shared rule needs each of these facts
+fn assess_replicated(
+    kind: &str,
+    meta: &ObjectMeta,
+    conditions: &[Condition],
+    observed_generation: Option<i64>,
+    r: &Replicas,
+    evidence: Option<DateTime<Utc>>,
+    ctx: &Ctx,
+    out: &mut Vec<Finding>,
+) -> WorkloadVerdict {
+    let mut v = WorkloadVerdict::new(
+        Phase::Stable,
+        Some(format!("{}/{} ready", r.ready, r.desired)),
+    );
+    v.shields = r.available > 0 || r.desired == 0;
+    if !generation_observed(meta, observed_generation) {
+        generation_pending(kind, meta, ctx, out);
+        v.health = Health::Unknown;
+        v.phase = Phase::Progressing;
+        return v;
+    }
+    if let Some(severity) = replica_failure(kind, meta, conditions, ctx, out) {
+        v.worsen(severity);
+    }
+    if r.desired == 0 {
+        v.phase = if r.existing > 0 {
+            Phase::Progressing
+        } else {
+            Phase::Stable
+        };
+        v.supersedes_failed = true;
+        return v;
+    }
+    let anchor = last_progress(meta, conditions).max(evidence);
+    let stalled = ctx.past(anchor, ctx.policy.rollout_deadline);
+    let in_flight = r.update_pending || r.existing != r.desired || r.available < r.desired;
+    if in_flight {
+        v.phase = Phase::Progressing;
+    }
+    if r.available == 0 && r.ready == 0 && stalled {
+        // Rule (missing pods): replicas wanted, none available, no progress.
+        no_replicas(kind, meta, r.desired, ctx, out);
+        v.health = Health::Failing;
+        v.shields = false;
+    } else if in_flight && stalled {
+        // Rule: no progress for rollout_deadline. Waiting on an OnDelete strategy or a
+        // partition is not counted as pending (see `update_pending`).
+        let message = format!(
+            "no progress for {} minutes: {}/{} ready, {} existing",
+            ctx.policy.rollout_deadline.num_minutes(),
+            r.ready,
+            r.desired,
+            r.existing
+        );
+        out.push(
+            ctx.finding(
+                FindingCode::RolloutStuck,
+                Severity::Degraded,
+                Persistence::Transient,
+                kind,
+                meta,
+                "RolloutStuck".to_owned(),
+                Some(&message),
+            )
+            .since(anchor),
+        );
+        v.worsen(Severity::Degraded);
+    }
+    v.supersedes_failed = v.shields && !in_flight && v.health == Health::Healthy;
+    v
+}
+
+/// StatefulSet rules.
+pub(crate) fn assess_statefulset(
+    s: &StatefulSet,
+    evidence: Option<DateTime<Utc>>,
+    ctx: &Ctx,
+    out: &mut Vec<Finding>,
+) -> WorkloadVerdict {
+    let st = &s.status;
+    let desired = s.spec.replicas.unwrap_or(1).max(0);
+    let ready = st.ready_replicas.unwrap_or(0);
+    let strategy = &s.spec.update_strategy;
+    let partition = strategy
+        .rolling_update
+        .partition
+        .unwrap_or(0)
+        .clamp(0, desired);
+    // Ordinals below the partition keep the old revision on purpose, and OnDelete waits
+    // for someone to delete pods: neither is an unfinished rollout.
+    let update_pending = !strategy.is_on_delete()
+        && match st.updated_replicas {
+            Some(updated) => updated < desired - partition,
+            None => partition == 0 && st.current_revision != st.update_revision,
+        };
+    let replicas = Replicas {
+        desired,
+        existing: st.replicas.unwrap_or(0),
+        ready,
+        available: st.available_replicas.unwrap_or(ready),
+        update_pending,
+    };
+    assess_replicated(
+        "StatefulSet",
+        &s.metadata,
+        &st.conditions,
+        st.observed_generation,
+        &replicas,
+        evidence,
+        ctx,
+        out,
+    )
+}
+
+/// DaemonSet rules.
+pub(crate) fn assess_daemonset(
+    d: &DaemonSet,
+    evidence: Option<DateTime<Utc>>,
+    ctx: &Ctx,
+    out: &mut Vec<Finding>,
+) -> WorkloadVerdict {
+    let st = &d.status;
+    let desired = st.desired_number_scheduled.unwrap_or(0).max(0);
+    let ready = st.number_ready.unwrap_or(0);
+    let update_pending = !d.spec.update_strategy.is_on_delete()
+        && st.updated_number_scheduled.is_some_and(|u| u < desired);
+    let replicas = Replicas {
+        desired,
+        existing: st.current_number_scheduled.unwrap_or(desired),
+        ready,
+        available: st.number_available.unwrap_or(ready),
+        update_pending,
+    };
+    assess_replicated(
+        "DaemonSet",
+        &d.metadata,
+        &st.conditions,
+        st.observed_generation,
+        &replicas,
+        evidence,
+        ctx,
+        out,
+    )
+}
+
+/// ReplicaSet rules. Under a Deployment that is present, the Deployment decides; the
+/// ReplicaSet only reports what the Deployment status hides (ReplicaFailure).
+pub(crate) fn assess_replicaset(
+    rs: &ReplicaSet,
+    managed: bool,
+    evidence: Option<DateTime<Utc>>,
+    ctx: &Ctx,
+    out: &mut Vec<Finding>,
+) -> WorkloadVerdict {
+    let st = &rs.status;
+    let desired = rs.spec.replicas.unwrap_or(1).max(0);
+    let ready = st.ready_replicas.unwrap_or(0);
+    let replicas = Replicas {
+        desired,
+        existing: st.replicas.unwrap_or(0),
+        ready,
+        available: st.available_replicas.unwrap_or(ready),
+        update_pending: false,
+    };
+    if managed {
+        let mut v = WorkloadVerdict::new(
+            if replicas.available < desired || replicas.existing != desired {
+                Phase::Progressing
+            } else {
+                Phase::Stable
+            },
+            Some(format!("{ready}/{desired} ready")),
+        );
+        if let Some(severity) =
+            replica_failure("ReplicaSet", &rs.metadata, &st.conditions, ctx, out)
+        {
+            v.worsen(severity);
+        }
+        return v;
+    }
+    assess_replicated(
+        "ReplicaSet",
+        &rs.metadata,
+        &st.conditions,
+        st.observed_generation,
+        &replicas,
+        evidence,
+        ctx,
+        out,
+    )
+}
+
+/// Whether a Job has finished, and how.
+pub(crate) fn job_outcome(job: &Job) -> Option<(bool, Option<DateTime<Utc>>)> {
+    let conditions = &job.status.conditions;
+    let finished_at =
+        |type_| find_condition(conditions, type_).and_then(|c| c.last_transition_time);
+    if is_true(conditions, "Failed") || is_true(conditions, "FailureTarget") {
+        return Some((true, finished_at("Failed").or(finished_at("FailureTarget"))));
+    }
+    if is_true(conditions, "Complete") || is_true(conditions, "SuccessCriteriaMet") {
+        return Some((
+            false,
+            job.status.completion_time.or(finished_at("Complete")),
+        ));
+    }
+    None
+}
+
+/// Job rules.
+pub(crate) fn assess_job(job: &Job, ctx: &Ctx, out: &mut Vec<Finding>) -> WorkloadVerdict {
+    let st = &job.status;
+    let completions = job.spec.completions.unwrap_or(1);
+    let succeeded = st.succeeded.unwrap_or(0);
+    let active = st.active.unwrap_or(0);
+    let mut v = WorkloadVerdict::new(
+        Phase::Progressing,
+        Some(format!(
+            "{succeeded}/{completions} succeeded, {active} active, {} failed",
+            st.failed.unwrap_or(0)
+        )),
+    );
+    match job_outcome(job) {
+        // Rule: Failed=True (backoff limit, active deadline): the Job gave up.
+        Some((true, since)) => {
+            let cond = find_condition(&st.conditions, "Failed")
+                .or_else(|| find_condition(&st.conditions, "FailureTarget"));
+            out.push(
+                ctx.finding(
+                    FindingCode::JobFailed,
+                    Severity::Failing,
+                    Persistence::Terminal,
+                    "Job",
+                    &job.metadata,
+                    cond.and_then(|c| c.reason.clone())
+                        .unwrap_or_else(|| "Failed".into()),
+                    cond.and_then(|c| c.message.as_deref()),
+                )
+                .since(since),
+            );
+            v.health = Health::Failing;
+            v.phase = Phase::Completed;
+            v.failed = true;
+        }
+        // Rule: Complete=True: done; failed pods along the way were retried away.
+        Some((false, _)) => {
+            v.phase = Phase::Completed;
+            v.shields = true;
+            v.supersedes_failed = true;
+        }
+        None => {
+            v.shields = true;
+            if job.spec.suspend == Some(true) || is_true(&st.conditions, "Suspended") {
+                // Rule: suspended on purpose.
+                v.phase = Phase::Suspended;
+            } else if active == 0 && succeeded >= completions && st.conditions.is_empty() {
+                // Recordings from before Job conditions: the counts say it is done.
+                v.phase = Phase::Completed;
+                v.supersedes_failed = true;
+            }
+        }
+    }
+    v
+}
+
+/// CronJob rules. `last_run` is the outcome of its newest finished Job among the given
+/// resources (`Some(true)` = failed), when there is one.
+pub(crate) fn assess_cronjob(
+    cj: &CronJob,
+    last_run: Option<bool>,
+    ctx: &Ctx,
+    out: &mut Vec<Finding>,
+) -> WorkloadVerdict {
+    let st = &cj.status;
+    let mut v = WorkloadVerdict::new(Phase::Stable, None);
+    // A CronJob's runs are retried by the next schedule: its Jobs' failures degrade, never fail.
+    v.shields = true;
+    v.supersedes_failed = last_run == Some(false);
+    // Rule: suspended on purpose.
+    if cj.spec.suspend == Some(true) {
+        v.phase = Phase::Suspended;
+        return v;
+    }
+    // Without its Jobs, the status still tells: the last schedule after the last success,
+    // with nothing active, means the last run did not succeed.
+    let inferred_failure = || {
+        st.active.is_empty()
+            && matches!((st.last_schedule_time, st.last_successful_time),
+                (Some(scheduled), Some(succeeded)) if scheduled > succeeded)
+    };
+    // Rule: the last finished Job failed.
+    if last_run.unwrap_or_else(inferred_failure) {
+        out.push(
+            ctx.finding(
+                FindingCode::CronJobLastRunFailed,
+                Severity::Degraded,
+                Persistence::Transient,
+                "CronJob",
+                &cj.metadata,
+                "LastRunFailed".to_owned(),
+                Some("the most recent finished run failed"),
+            )
+            .since(st.last_schedule_time),
+        );
+        v.health = Health::Degraded;
+    }
+    v
+}
+
+/// PersistentVolumeClaim rules.
+pub(crate) fn assess_pvc(
+    pvc: &PersistentVolumeClaim,
+    ctx: &Ctx,
+    out: &mut Vec<Finding>,
+) -> WorkloadVerdict {
+    let meta = &pvc.metadata;
+    let phase = pvc.status.phase.as_deref().unwrap_or("Pending");
+    let mut v = WorkloadVerdict::new(Phase::Stable, Some(phase.to_owned()));
+    match phase {
+        "Bound" => {}
+        // Rule: the bound volume is gone; data is unreachable.
+        "Lost" => {
+            out.push(ctx.finding(
+                FindingCode::VolumeClaimLost,
+                Severity::Failing,
+                Persistence::Terminal,
+                "PersistentVolumeClaim",
+                meta,
+                "Lost".to_owned(),
+                Some("the claim's volume no longer exists"),
+            ));
+            v.health = Health::Failing;
+        }
+        // Rule: provisioning takes a moment; degraded after start_grace.
+        _ => {
+            v.phase = Phase::Progressing;
+            if ctx.past(meta.creation_timestamp, ctx.policy.start_grace) {
+                out.push(
+                    ctx.finding(
+                        FindingCode::VolumeClaimPending,
+                        Severity::Degraded,
+                        Persistence::Transient,
+                        "PersistentVolumeClaim",
+                        meta,
+                        "Pending".to_owned(),
+                        Some("the claim is not bound to a volume"),
+                    )
+                    .since(meta.creation_timestamp),
+                );
+                v.health = Health::Degraded;
+            }
+        }
+    }
+    v
+}
+
+/// Service rules: only a LoadBalancer waiting for its address is noteworthy, and only
+/// as progress (clusters without a load-balancer controller never assign one).
+pub(crate) fn assess_service(svc: &Service, ctx: &Ctx, out: &mut Vec<Finding>) -> WorkloadVerdict {
+    let mut v = WorkloadVerdict::new(Phase::Stable, svc.spec.type_.clone());
+    if svc.spec.type_.as_deref() == Some("LoadBalancer")
+        && svc.status.load_balancer.ingress.is_empty()
+    {
+        out.push(ctx.finding(
+            FindingCode::LoadBalancerPending,
+            Severity::Info,
+            Persistence::Transient,
+            "Service",
+            &svc.metadata,
+            "LoadBalancerPending".to_owned(),
+            Some("no load balancer address assigned yet"),
+        ));
+        v.phase = Phase::Progressing;
+    }
+    v
+}
+
+/// Kinds the classifier does not assess are healthy when present.
+pub(crate) fn assess_other() -> WorkloadVerdict {
+    WorkloadVerdict::new(Phase::Stable, None)
+}

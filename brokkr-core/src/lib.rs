@@ -1,0 +1,24 @@
+//! Brokkr core: the domain of fleet health, with no I/O.
+//!
+//! Everything the broker and the agent decide lives here, behind plain types and traits:
+//!
+//! * [`ids`] and [`model`]: agents, stacks, deployment objects, deliveries, work orders,
+//!   heartbeats with their cluster snapshot, health reports and diagnostics, with
+//!   validation that returns typed errors.
+//! * [`health`]: the pure Kubernetes health classifier (observations in, [`health::Assessment`] out).
+//! * [`staleness`], [`backlog`], [`diagnostics`]: the small policies the broker applies.
+//! * [`clock`]: the only way the library reads the time.
+//! * [`error`]: the error type whose variants map one to one to API outcomes.
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod backlog;
+pub mod clock;
+pub mod diagnostics;
+pub mod error;
+pub mod health;
+pub mod ids;
+pub mod model;
+pub mod staleness;
+
+pub use error::{Error, Result};

@@ -1,0 +1,98 @@
+//! Classify Kubernetes objects as one deployment object and print the assessment.
+//!
+//! ```text
+//! cargo run --example classify -- [--now RFC3339] FILE...
+//! kubectl get deploy,rs,pods -l app=web -o json | cargo run --example classify -- -
+//! ```
+//!
+//! Files hold JSON or YAML: single objects, `kind: List`, JSON arrays or multi-document
+//! YAML; `-` reads standard input. Exit code 2 names the file and what is wrong with it.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use brokkr::health::{HealthPolicy, Observations, classify};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+const USAGE: &str = "usage: classify [--now RFC3339] FILE... (FILE may be - for stdin)";
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> Result<String, String> {
+    let mut now = Utc::now();
+    let mut files = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--now" => {
+                let value = args.next().ok_or("--now needs an RFC 3339 time")?;
+                now = DateTime::parse_from_rfc3339(&value)
+                    .map_err(|e| format!("--now {value:?}: {e}"))?
+                    .with_timezone(&Utc);
+            }
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}\n{USAGE}")),
+            _ => files.push(arg),
+        }
+    }
+    if files.is_empty() {
+        return Err(USAGE.to_owned());
+    }
+    let mut observations = Observations::default();
+    for file in &files {
+        let text = read(file).map_err(|e| format!("{file}: {e}"))?;
+        for value in documents(&text).map_err(|e| format!("{file}: {e}"))? {
+            observations
+                .push_value(value)
+                .map_err(|e| format!("{file}: {e}"))?;
+        }
+    }
+    let assessment = classify(&observations, now, &HealthPolicy::default());
+    serde_json::to_string_pretty(&assessment).map_err(|e| e.to_string())
+}
+
+fn read(file: &str) -> std::io::Result<String> {
+    if file == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(file)
+    }
+}
+
+/// The objects in a file: JSON (an object or an array of them) or multi-document YAML.
+fn documents(text: &str) -> Result<Vec<Value>, String> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+        return Ok(match value {
+            Value::Array(items) => items,
+            other => vec![other],
+        });
+    }
+    let mut values = Vec::new();
+    for document in serde_yaml_ng::Deserializer::from_str(text) {
+        let value = Value::deserialize(document).map_err(|e| format!("invalid YAML: {e}"))?;
+        if !value.is_null() {
+            values.push(value);
+        }
+    }
+    if values.is_empty() {
+        return Err("no Kubernetes objects found".to_owned());
+    }
+    Ok(values)
+}
