@@ -345,7 +345,7 @@ fn group_pod_findings(
         key(a)
             .cmp(&key(b))
             .then_with(|| a.1.resource.cmp(&b.1.resource))
-            .then_with(|| a.1.message.cmp(&b.1.message))
+            .then_with(|| a.1.cmp(&b.1))
     });
     let mut merged: Vec<Finding> = Vec::new();
     let mut previous_key = None;
@@ -470,23 +470,17 @@ impl Accumulator {
     }
 
     fn finish(mut self) -> Assessment {
+        // Total orders (ties broken by every field) keep the output independent of input order.
         self.resources.sort_by(|a, b| {
-            (&a.kind, &a.namespace, &a.name, a.health, &a.message).cmp(&(
-                &b.kind,
-                &b.namespace,
-                &b.name,
-                b.health,
-                &b.message,
-            ))
+            (&a.kind, &a.namespace, &a.name)
+                .cmp(&(&b.kind, &b.namespace, &b.name))
+                .then_with(|| a.cmp(b))
         });
         self.findings.sort_by(|a, b| {
             b.severity
                 .cmp(&a.severity)
                 .then_with(|| a.code.cmp(&b.code))
-                .then_with(|| a.resource.cmp(&b.resource))
-                .then_with(|| a.container.cmp(&b.container))
-                .then_with(|| a.display.cmp(&b.display))
-                .then_with(|| a.message.cmp(&b.message))
+                .then_with(|| a.cmp(b))
         });
         let mut conditions: Vec<String> = self
             .findings

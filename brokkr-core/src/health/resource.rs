@@ -13,8 +13,10 @@ use super::objects::{
 };
 
 /// One Kubernetes object that belongs to a deployment object, typed by kind.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind")]
+///
+/// Serializes back to Kubernetes-shaped JSON (with `kind`, without the fields the
+/// classifier does not read), which [`Resource::from_value`] reads again.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Resource {
     /// A Pod.
     Pod(Pod),
@@ -82,6 +84,32 @@ impl Resource {
             })),
             Parsed::Ignored => Err(ObjectError::NotAResource),
             Parsed::List(_) => Err(ObjectError::UnexpectedList),
+        }
+    }
+}
+
+/// An object with its `kind` added (the typed structs do not store it).
+#[derive(Serialize)]
+struct Tagged<'a, T> {
+    kind: &'a str,
+    #[serde(flatten)]
+    object: &'a T,
+}
+
+impl Serialize for Resource {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let kind = self.kind();
+        match self {
+            Self::Pod(o) => Tagged { kind, object: o }.serialize(serializer),
+            Self::Deployment(o) => Tagged { kind, object: o }.serialize(serializer),
+            Self::StatefulSet(o) => Tagged { kind, object: o }.serialize(serializer),
+            Self::DaemonSet(o) => Tagged { kind, object: o }.serialize(serializer),
+            Self::ReplicaSet(o) => Tagged { kind, object: o }.serialize(serializer),
+            Self::Job(o) => Tagged { kind, object: o }.serialize(serializer),
+            Self::CronJob(o) => Tagged { kind, object: o }.serialize(serializer),
+            Self::PersistentVolumeClaim(o) => Tagged { kind, object: o }.serialize(serializer),
+            Self::Service(o) => Tagged { kind, object: o }.serialize(serializer),
+            Self::Other(o) => o.serialize(serializer),
         }
     }
 }

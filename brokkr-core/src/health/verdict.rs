@@ -55,7 +55,7 @@ impl std::str::FromStr for Health {
 }
 
 /// Where something is in its life cycle (independent of how well it works).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// On its way to the desired state.
@@ -236,7 +236,7 @@ pub struct Affected {
 }
 
 /// One typed reason behind a verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Finding {
     /// What it is.
     pub code: FindingCode,
@@ -266,7 +266,7 @@ pub struct Finding {
 }
 
 /// The verdict on one resource.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ResourceStatus {
     /// Kind.
     pub kind: String,
