@@ -193,7 +193,7 @@ fn assess(values: &[Value]) -> brokkr_core::health::Assessment {
 
 /// A pod that is failing by its own rules wherever it runs: crash-looping, not on a lost
 /// node, not being deleted.
-fn crashlooping_pod(owners: Value) -> Value {
+fn crashlooping_pod(owners: &Value) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "web-5f6d-added", "namespace": "shop", "uid": "pod-added",
@@ -227,7 +227,7 @@ proptest! {
     fn adding_a_failing_pod_never_improves_the_verdict(values in objects(), owners in owner()) {
         let before = assess(&values);
         let mut more = values.clone();
-        more.push(crashlooping_pod(owners));
+        more.push(crashlooping_pod(&owners));
         let after = assess(&more);
         prop_assert!(after.health >= before.health, "{:?} -> {:?}", before.health, after.health);
         prop_assert!(after.health >= Health::Degraded);

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::context::Ctx;
 use super::objects::{ConditionStatus, ObjectMeta, OwnerReference, Pod, find_condition};
-use super::pod::assess_pod;
+use super::pod::{PodVerdict, assess_pod};
 use super::policy::HealthPolicy;
 use super::resource::{Observations, Resource};
 use super::verdict::{
@@ -50,27 +50,46 @@ pub fn classify(
         .map(|n| n.metadata.name.as_str())
         .collect();
 
-    // Evidence of progress per controller (pods created or turned Ready), and the last
-    // finished Job per CronJob: plain data from metadata and status, no verdicts yet.
+    // Pods first, on their own: the hot path, with no allocation for a healthy pod.
+    // Their raw verdicts do not depend on any controller; controllers are applied below.
+    let mut pod_findings: Vec<Finding> = Vec::new();
+    let pod_count = resources
+        .iter()
+        .filter(|r| matches!(r, Resource::Pod(_)))
+        .count();
+    let mut pods: Vec<(usize, PodVerdict, usize, usize)> = Vec::with_capacity(pod_count);
+    // Evidence of progress per controller: its healthy pods' creation or Ready transition.
+    // Pods in trouble are no evidence, so adding a failing pod never makes a stalled
+    // controller look alive.
     let mut evidence: Vec<Option<DateTime<Utc>>> = vec![None; resources.len()];
+    // The newest finished Job per CronJob, and whether it failed.
     let mut last_run: Vec<Option<(DateTime<Utc>, bool)>> = vec![None; resources.len()];
     for (i, resource) in resources.iter().enumerate() {
-        let Some(owner) = parent[i] else { continue };
         match resource {
             Resource::Pod(pod) => {
-                let seen = pod_progress(pod);
-                for ancestor in [Some(owner), top[i]].into_iter().flatten() {
-                    evidence[ancestor] = evidence[ancestor].max(seen);
+                let start = pod_findings.len();
+                let node_lost = !lost_nodes.is_empty()
+                    && pod
+                        .spec
+                        .node_name
+                        .as_deref()
+                        .is_some_and(|n| lost_nodes.contains(&n));
+                let verdict = assess_pod(pod, node_lost, &ctx, &mut pod_findings);
+                if verdict.health == Health::Healthy {
+                    let seen = pod_progress(pod);
+                    for ancestor in [parent[i], top[i]].into_iter().flatten() {
+                        evidence[ancestor] = evidence[ancestor].max(seen);
+                    }
                 }
+                pods.push((i, verdict, start, pod_findings.len()));
             }
             Resource::Job(job) => {
-                if let Some((failed, at)) = job_outcome(job) {
+                if let (Some(owner), Some((failed, at))) = (parent[i], job_outcome(job)) {
                     let at = at
                         .or(job.metadata.creation_timestamp)
                         .unwrap_or(DateTime::<Utc>::MIN_UTC);
                     // Newest run wins; at equal times a failure wins (order independence).
-                    let candidate = (at, failed);
-                    last_run[owner] = last_run[owner].max(Some(candidate));
+                    last_run[owner] = last_run[owner].max(Some((at, failed)));
                 }
             }
             _ => {}
@@ -83,11 +102,12 @@ pub fn classify(
     for (i, resource) in resources.iter().enumerate() {
         let start = findings.len();
         let out = &mut findings;
-        let hint = |uid: &Option<String>| {
-            uid.as_ref()
-                .and_then(|u| observations.progress_hints.get(u).copied())
-        };
-        let seen = evidence[i].max(hint(&resource.meta().uid));
+        let hint = resource
+            .meta()
+            .uid
+            .as_ref()
+            .and_then(|u| observations.progress_hints.get(u).copied());
+        let seen = evidence[i].max(hint);
         let verdict = match resource {
             Resource::Pod(_) => continue,
             Resource::Deployment(d) => assess_deployment(d, &ctx, out),
@@ -131,27 +151,18 @@ pub fn classify(
         );
     }
 
-    // Pods: the hot path. Nothing here allocates for a healthy pod.
-    let mut pod_findings: Vec<(usize, Finding)> = Vec::new();
-    let mut scratch: Vec<Finding> = Vec::new();
+    let mut grouped: Vec<(usize, Finding)> = Vec::new();
     let mut pods_per_top: HashMap<usize, u32> = HashMap::new();
-    for (i, resource) in resources.iter().enumerate() {
-        let Resource::Pod(pod) = resource else {
+    for (i, mut verdict, start, end) in pods {
+        let Resource::Pod(pod) = &resources[i] else {
             continue;
         };
-        scratch.clear();
-        let node_lost = !lost_nodes.is_empty()
-            && pod
-                .spec
-                .node_name
-                .as_deref()
-                .is_some_and(|n| lost_nodes.contains(&n));
-        let mut verdict = assess_pod(pod, node_lost, &ctx, &mut scratch);
-        let governor = top[i].and_then(|t| verdicts[t].as_ref().map(|v| (t, &v.0)));
+        let own = &mut pod_findings[start..end];
+        let governor = top[i].and_then(|t| verdicts[t].as_ref().map(|v| &v.0));
         let mut superseded = false;
-        if let Some((_, controller)) = governor {
+        if let Some(controller) = governor {
             superseded = verdict.failed && controller.supersedes_failed;
-            verdict.health = govern(controller, verdict.failed, verdict.health, &mut scratch);
+            verdict.health = govern(controller, verdict.failed, verdict.health, own);
         }
         let counted = verdict.counted && !superseded;
         if counted {
@@ -162,9 +173,7 @@ pub fn classify(
             }
         }
         acc.health = acc.health.max(verdict.health);
-        let listed =
-            governor.is_none() || verdict.health != Health::Healthy || (counted && !verdict.ready);
-        if listed {
+        if governor.is_none() || verdict.health != Health::Healthy || (counted && !verdict.ready) {
             acc.resources.push(ResourceStatus {
                 kind: "Pod".to_owned(),
                 name: pod.metadata.name.clone(),
@@ -173,7 +182,7 @@ pub fn classify(
                 phase: verdict.phase,
                 ready: verdict.health == Health::Healthy
                     && (verdict.ready || verdict.phase == Phase::Completed),
-                message: scratch
+                message: own
                     .iter()
                     .max_by_key(|f| f.severity)
                     .map(|f| f.display.clone()),
@@ -183,12 +192,12 @@ pub fn classify(
             acc.add_phase(verdict.phase);
         }
         match top[i] {
-            Some(t) => pod_findings.extend(scratch.drain(..).map(|f| (t, f))),
-            None => acc.findings.append(&mut scratch),
+            Some(t) => grouped.extend(own.iter().cloned().map(|f| (t, f))),
+            None => acc.findings.extend_from_slice(own),
         }
     }
     acc.findings
-        .extend(group_pod_findings(pod_findings, &pods_per_top));
+        .extend(group_pod_findings(grouped, &pods_per_top));
     acc.finish()
 }
 

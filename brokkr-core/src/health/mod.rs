@@ -37,6 +37,7 @@ pub mod objects;
 mod pod;
 mod policy;
 mod resource;
+pub mod synthetic;
 mod verdict;
 mod workload;
 

@@ -100,6 +100,21 @@ pub(crate) fn assess_pod(
             )
             .since(since),
         );
+        // Failed through its containers (not evicted or timed out): say which one.
+        if status.reason.is_none() {
+            for (cs, role) in containers(pod) {
+                if cs.state.terminated.is_some() {
+                    let pod_ctx = ContainerCtx {
+                        pod,
+                        role,
+                        started: status.start_time.or(meta.creation_timestamp),
+                        restarts: false,
+                        quiet_start: true,
+                    };
+                    assess_container(cs, &pod_ctx, ctx, out);
+                }
+            }
+        }
         return PodVerdict {
             failed: true,
             ..settled(Health::Failing, Phase::Completed)
@@ -165,7 +180,7 @@ pub(crate) fn assess_pod(
     let restarts = pod.spec.restarts_containers();
     let mut health = Health::Healthy;
     let mut progressing = !ready;
-    let mut init_pending = false;
+    let mut init_troubled = false;
 
     // Rule: init containers follow the container rules with an `Init:` display prefix;
     // native sidecars (restartPolicy Always) behave like regular containers.
@@ -185,7 +200,7 @@ pub(crate) fn assess_pod(
         let verdict = assess_container(cs, &pod_ctx, ctx, out);
         health = health.max(verdict.health);
         progressing |= verdict.progressing;
-        init_pending |= role == ContainerRole::Init && !verdict.completed;
+        init_troubled |= role == ContainerRole::Init && verdict.health > Health::Healthy;
     }
     for cs in &status.container_statuses {
         let pod_ctx = ContainerCtx {
@@ -193,9 +208,9 @@ pub(crate) fn assess_pod(
             role: ContainerRole::Main,
             started,
             restarts,
-            // While an init container has not finished, the regular containers wait on
-            // it; the init container's own finding explains the delay.
-            quiet_start: init_pending,
+            // When an init container is in trouble, the regular containers wait on it;
+            // its own finding explains the delay.
+            quiet_start: init_troubled,
         };
         let verdict = assess_container(cs, &pod_ctx, ctx, out);
         health = health.max(verdict.health);
@@ -296,6 +311,24 @@ fn pending_too_long(
     Health::Degraded
 }
 
+/// Every container status of the pod with its role (init, sidecar or main).
+fn containers(pod: &Pod) -> impl Iterator<Item = (&ContainerStatus, ContainerRole)> {
+    let init = pod.status.init_container_statuses.iter().map(|cs| {
+        let role = if pod.spec.is_sidecar(&cs.name) {
+            ContainerRole::Sidecar
+        } else {
+            ContainerRole::Init
+        };
+        (cs, role)
+    });
+    let main = pod
+        .status
+        .container_statuses
+        .iter()
+        .map(|cs| (cs, ContainerRole::Main));
+    init.chain(main)
+}
+
 struct ContainerCtx<'a> {
     pod: &'a Pod,
     role: ContainerRole,
@@ -390,12 +423,12 @@ fn assess_container(
             );
         } else if reason == "CreateContainerConfigError" {
             // Rule: a missing ConfigMap/Secret may still be created by another
-            // controller; degraded within config_grace, failing after.
-            let late = ctx.past(episode, ctx.policy.config_grace);
-            let (severity, persistence) = if late {
+            // controller; within config_grace that is progress (an info finding), after
+            // it the container is failing.
+            let (severity, persistence) = if ctx.past(episode, ctx.policy.config_grace) {
                 (Severity::Failing, Persistence::Terminal)
             } else {
-                (Severity::Degraded, Persistence::Transient)
+                (Severity::Info, Persistence::Transient)
             };
             verdict.health = report(
                 FindingCode::CreateContainerConfigError,
@@ -454,6 +487,20 @@ fn assess_container(
                 message,
                 since,
             );
+            // The typed cause, when the crashes are OOM kills: users filter on it.
+            if let Some(t) = cs.last_state.terminated.as_ref().filter(|t| {
+                t.reason.as_deref() == Some("OOMKilled")
+                    && ctx.recent(t.finished_at, ctx.policy.recent_window)
+            }) {
+                report(
+                    FindingCode::OomKilled,
+                    Severity::Degraded,
+                    Persistence::Transient,
+                    "OOMKilled",
+                    Some("the container's last run was OOM-killed"),
+                    t.finished_at,
+                );
+            }
         } else if !pc.quiet_start && ctx.past(pc.started, ctx.policy.start_grace) {
             // Rule: creating/initializing is progress, until start_grace has passed.
             let code = match reason {

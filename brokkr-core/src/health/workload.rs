@@ -127,7 +127,15 @@ pub(crate) fn assess_deployment(
         c.status == ConditionStatus::False
             && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
     });
-    let rollout_incomplete = updated < desired || existing > updated || available < updated;
+    // The controller marks a finished rollout with Progressing reason
+    // NewReplicaSetAvailable; pods lost afterwards are an availability matter, not a
+    // rollout. Recordings without the condition fall back to the counts.
+    let rollout_incomplete = match progressing_cond {
+        Some(c) if c.status == ConditionStatus::True => {
+            c.reason.as_deref() != Some("NewReplicaSetAvailable")
+        }
+        _ => updated < desired || existing > updated || available < updated,
+    };
 
     let mut v = WorkloadVerdict::new(
         Phase::Stable,
@@ -301,7 +309,10 @@ fn assess_replicated(
     }
     let anchor = last_progress(meta, conditions).max(evidence);
     let stalled = ctx.past(anchor, ctx.policy.rollout_deadline);
-    let in_flight = r.update_pending || r.existing != r.desired || r.available < r.desired;
+    // A rollout or scale is in flight: pods still to replace or to create. Waiting on an
+    // OnDelete strategy or a partition is not (see `update_pending`).
+    let rolling = r.update_pending || r.existing != r.desired;
+    let in_flight = rolling || r.available < r.desired;
     if in_flight {
         v.phase = Phase::Progressing;
     }
@@ -310,9 +321,9 @@ fn assess_replicated(
         no_replicas(kind, meta, r.desired, ctx, out);
         v.health = Health::Failing;
         v.shields = false;
-    } else if in_flight && stalled {
-        // Rule: no progress for rollout_deadline. Waiting on an OnDelete strategy or a
-        // partition is not counted as pending (see `update_pending`).
+    } else if rolling && stalled {
+        // Rule: the idea of a Deployment's progress deadline, with the synthetic
+        // rollout_deadline: no progress for that long and the rollout is stuck.
         let message = format!(
             "no progress for {} minutes: {}/{} ready, {} existing",
             ctx.policy.rollout_deadline.num_minutes(),
@@ -323,7 +334,7 @@ fn assess_replicated(
         out.push(
             ctx.finding(
                 FindingCode::RolloutStuck,
-                Severity::Degraded,
+                Severity::Failing,
                 Persistence::Transient,
                 kind,
                 meta,
@@ -332,7 +343,8 @@ fn assess_replicated(
             )
             .since(anchor),
         );
-        v.worsen(Severity::Degraded);
+        v.health = Health::Failing;
+        v.shields = false;
     }
     v.supersedes_failed = v.shields && !in_flight && v.health == Health::Healthy;
     v
