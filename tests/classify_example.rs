@@ -13,7 +13,8 @@ fn classify_binary() -> PathBuf {
     let binary = profile_dir.join("examples").join("classify");
     assert!(
         binary.exists(),
-        "{binary:?} is missing: build the examples first (cargo test builds them)"
+        "{} is missing: build the examples first (cargo test builds them)",
+        binary.display()
     );
     binary
 }
