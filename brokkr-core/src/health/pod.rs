@@ -183,38 +183,22 @@ pub(crate) fn assess_pod(
     let mut init_troubled = false;
 
     // Rule: init containers follow the container rules with an `Init:` display prefix;
-    // native sidecars (restartPolicy Always) behave like regular containers.
-    for cs in &status.init_container_statuses {
-        let role = if pod.spec.is_sidecar(&cs.name) {
-            ContainerRole::Sidecar
-        } else {
-            ContainerRole::Init
-        };
+    // native sidecars (restartPolicy Always) behave like regular containers. Init
+    // containers come first, so their trouble is known when the others are judged.
+    for (cs, role) in containers(pod) {
         let pod_ctx = ContainerCtx {
             pod,
             role,
             started,
             restarts: restarts || role == ContainerRole::Sidecar,
-            quiet_start: false,
+            // When an init container is in trouble, the regular containers wait on it;
+            // its own finding explains the delay.
+            quiet_start: role == ContainerRole::Main && init_troubled,
         };
         let verdict = assess_container(cs, &pod_ctx, ctx, out);
         health = health.max(verdict.health);
         progressing |= verdict.progressing;
         init_troubled |= role == ContainerRole::Init && verdict.health > Health::Healthy;
-    }
-    for cs in &status.container_statuses {
-        let pod_ctx = ContainerCtx {
-            pod,
-            role: ContainerRole::Main,
-            started,
-            restarts,
-            // When an init container is in trouble, the regular containers wait on it;
-            // its own finding explains the delay.
-            quiet_start: init_troubled,
-        };
-        let verdict = assess_container(cs, &pod_ctx, ctx, out);
-        health = health.max(verdict.health);
-        progressing |= verdict.progressing;
     }
 
     let scheduled = find_condition(&status.conditions, "PodScheduled");
@@ -343,8 +327,6 @@ struct ContainerCtx<'a> {
 struct ContainerVerdict {
     health: Health,
     progressing: bool,
-    /// Terminated with exit code 0 (an init container that is done).
-    completed: bool,
 }
 
 /// Waiting reasons that do not clear without a change to the spec or the node.
@@ -372,7 +354,6 @@ fn assess_container(
     let mut verdict = ContainerVerdict {
         health: Health::Healthy,
         progressing: false,
-        completed: false,
     };
     let mut report = |code,
                       severity: Severity,
@@ -524,7 +505,7 @@ fn assess_container(
     if let Some(term) = &cs.state.terminated {
         let oom = term.reason.as_deref() == Some("OOMKilled");
         if term.exit_code == 0 && !oom {
-            verdict.completed = true;
+            // Done: an init container that finished, or a container about to restart.
             return verdict;
         }
         let display = match (&term.reason, term.signal) {
