@@ -7,6 +7,7 @@
 //!   validation that returns typed errors.
 //! * [`health`]: the pure Kubernetes health classifier (observations in, [`health::Assessment`] out).
 //! * [`staleness`], [`backlog`], [`diagnostics`]: the small policies the broker applies.
+//! * [`store`]: the persistence contract every store adapter implements.
 //! * [`clock`]: the only way the library reads the time.
 //! * [`error`]: the error type whose variants map one to one to API outcomes.
 #![forbid(unsafe_code)]
@@ -20,5 +21,6 @@ pub mod health;
 pub mod ids;
 pub mod model;
 pub mod staleness;
+pub mod store;
 
 pub use error::{Error, Result};

@@ -1,6 +1,592 @@
-//! In-process `Store` for Brokkr.
+//! In-process [`Store`](brokkr_core::store::Store) for Brokkr.
 //!
-//! This crate will hold a complete implementation of the `brokkr-core` store traits over
-//! in-process maps, with the same semantics as the Postgres store (including the
-//! exactly-once diagnostic claim). It is the default store of the examples and tests.
-//! The store traits land with the store issue; until then the crate is intentionally empty.
+//! Everything lives in maps behind one lock. Every method takes the lock once, does its
+//! work without awaiting, and releases it, so each call is atomic: a batch is all or
+//! nothing, and of several concurrent diagnostic claims exactly one wins, the same
+//! semantics the Postgres store gives across processes. It is the default store of the
+//! examples and tests, and suits a single broker process whose state may be lost on
+//! restart.
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use brokkr_core::diagnostics::{ClaimOutcome, DiagnosticRequest, DiagnosticStatus};
+use brokkr_core::ids::{AgentId, DeploymentObjectId, DiagnosticId, StackId, WorkOrderId};
+use brokkr_core::model::{
+    Agent, Delivery, DeploymentObject, DeploymentStatusEvent, DiagnosticOutcome, HealthRecord,
+    Stack, Target, WorkOrder, WorkOrderStatus,
+};
+use brokkr_core::store::{
+    AgentLiveness, AgentStore, CatalogStore, DeliveryStore, DiagnosticStore, FleetRollup,
+    FleetStore, HealthStore, HeartbeatRecord, Page, PageRequest, PakHash, ResultOutcome,
+    UpsertOutcome, WorkOrderStore,
+};
+use brokkr_core::{Error, Result};
+use chrono::{DateTime, Utc};
+
+/// The in-memory store. Cheap to share behind an `Arc`.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: RwLock<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    agents: BTreeMap<AgentId, Agent>,
+    paks: HashMap<PakHash, AgentId>,
+    liveness: HashMap<AgentId, AgentLiveness>,
+    stacks: HashMap<StackId, Stack>,
+    objects: HashMap<DeploymentObjectId, DeploymentObject>,
+    /// Highest sequence number and its object, per stack.
+    latest: HashMap<StackId, (i64, DeploymentObjectId)>,
+    targets: BTreeMap<(AgentId, StackId), Target>,
+    deliveries: BTreeMap<(AgentId, DeploymentObjectId), Delivery>,
+    work_orders: BTreeMap<WorkOrderId, WorkOrder>,
+    health: BTreeMap<(AgentId, DeploymentObjectId), HealthRecord>,
+    /// Health rows by status, maintained on every write.
+    health_counts: FleetRollup,
+    diagnostics: BTreeMap<DiagnosticId, (DiagnosticRequest, Option<DiagnosticOutcome>)>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // A panic while holding the lock cannot leave the maps half-updated (every method
+    // validates before it mutates), so a poisoned lock is still safe to use.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl AgentStore for MemoryStore {
+    async fn insert_agent(&self, agent: &Agent, pak_hash: &PakHash) -> Result<()> {
+        let mut state = self.write();
+        if state.agents.contains_key(&agent.id) || state.paks.contains_key(pak_hash) {
+            return Err(Error::Conflict(format!(
+                "agent {} already exists",
+                agent.id
+            )));
+        }
+        state.agents.insert(agent.id, agent.clone());
+        state.paks.insert(*pak_hash, agent.id);
+        state.liveness.insert(agent.id, AgentLiveness::default());
+        Ok(())
+    }
+
+    async fn get_agent(&self, id: AgentId) -> Result<Option<Agent>> {
+        Ok(self.read().agents.get(&id).cloned())
+    }
+
+    async fn list_agents(&self, page: PageRequest) -> Result<Page<Agent>> {
+        let state = self.read();
+        let start = page.after.map_or(std::ops::Bound::Unbounded, |after| {
+            std::ops::Bound::Excluded(AgentId(after))
+        });
+        let mut items: Vec<Agent> = state
+            .agents
+            .range((start, std::ops::Bound::Unbounded))
+            .take(page.limit.saturating_add(1))
+            .map(|(_, a)| a.clone())
+            .collect();
+        let next = if items.len() > page.limit {
+            items.truncate(page.limit);
+            items.last().map(|a| a.id.0)
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn agent_for_pak(&self, pak_hash: &PakHash) -> Result<Option<AgentId>> {
+        Ok(self.read().paks.get(pak_hash).copied())
+    }
+
+    async fn record_heartbeats(&self, beats: &[HeartbeatRecord]) -> Result<u64> {
+        let mut state = self.write();
+        let mut recorded = 0;
+        for beat in beats {
+            let Some(live) = state.liveness.get_mut(&beat.agent_id) else {
+                continue;
+            };
+            if live.last_heartbeat_at.is_some_and(|t| t > beat.received_at) {
+                continue;
+            }
+            live.last_heartbeat_at = Some(beat.received_at);
+            if beat.health_checked_at.is_some() {
+                live.health_checked_at = beat.health_checked_at;
+            }
+            if !beat.snapshot.is_empty() {
+                live.snapshot = Some(beat.snapshot.clone());
+            }
+            recorded += 1;
+        }
+        Ok(recorded)
+    }
+
+    async fn liveness(&self, id: AgentId) -> Result<Option<AgentLiveness>> {
+        Ok(self.read().liveness.get(&id).cloned())
+    }
+}
+
+#[async_trait]
+impl CatalogStore for MemoryStore {
+    async fn insert_stack(&self, stack: &Stack) -> Result<()> {
+        let mut state = self.write();
+        if state.stacks.contains_key(&stack.id) {
+            return Err(Error::Conflict(format!(
+                "stack {} already exists",
+                stack.id
+            )));
+        }
+        state.stacks.insert(stack.id, stack.clone());
+        Ok(())
+    }
+
+    async fn get_stack(&self, id: StackId) -> Result<Option<Stack>> {
+        Ok(self.read().stacks.get(&id).cloned())
+    }
+
+    async fn insert_deployment_object(
+        &self,
+        object: &DeploymentObject,
+    ) -> Result<DeploymentObject> {
+        let mut state = self.write();
+        if !state.stacks.contains_key(&object.stack_id) {
+            return Err(Error::not_found("stack", object.stack_id));
+        }
+        if state.objects.contains_key(&object.id) {
+            return Err(Error::Conflict(format!(
+                "deployment object {} already exists",
+                object.id
+            )));
+        }
+        let sequence_id = state
+            .latest
+            .get(&object.stack_id)
+            .map_or(1, |(seq, _)| seq + 1);
+        let stored = DeploymentObject {
+            sequence_id,
+            ..object.clone()
+        };
+        state
+            .latest
+            .insert(object.stack_id, (sequence_id, object.id));
+        state.objects.insert(object.id, stored.clone());
+        Ok(stored)
+    }
+
+    async fn get_deployment_object(
+        &self,
+        id: DeploymentObjectId,
+    ) -> Result<Option<DeploymentObject>> {
+        Ok(self.read().objects.get(&id).cloned())
+    }
+
+    async fn latest_objects(&self, stacks: &[StackId]) -> Result<Vec<DeploymentObject>> {
+        let state = self.read();
+        Ok(stacks
+            .iter()
+            .filter_map(|s| state.latest.get(s))
+            .filter_map(|(_, id)| state.objects.get(id).cloned())
+            .collect())
+    }
+
+    async fn insert_target(&self, target: &Target) -> Result<bool> {
+        let mut state = self.write();
+        if !state.agents.contains_key(&target.agent_id) {
+            return Err(Error::not_found("agent", target.agent_id));
+        }
+        if !state.stacks.contains_key(&target.stack_id) {
+            return Err(Error::not_found("stack", target.stack_id));
+        }
+        let key = (target.agent_id, target.stack_id);
+        if state.targets.contains_key(&key) {
+            return Ok(false);
+        }
+        state.targets.insert(key, target.clone());
+        Ok(true)
+    }
+
+    async fn targets_of_agent(&self, agent: AgentId) -> Result<Vec<Target>> {
+        let state = self.read();
+        Ok(state
+            .targets
+            .range((agent, StackId(uuid::Uuid::nil()))..)
+            .take_while(|((a, _), _)| *a == agent)
+            .map(|(_, t)| t.clone())
+            .collect())
+    }
+
+    async fn agents_targeting(&self, stack: StackId) -> Result<Vec<AgentId>> {
+        let state = self.read();
+        Ok(state
+            .targets
+            .keys()
+            .filter(|(_, s)| *s == stack)
+            .map(|(a, _)| *a)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for MemoryStore {
+    async fn apply_status_events(
+        &self,
+        agent: AgentId,
+        events: &[DeploymentStatusEvent],
+    ) -> Result<u64> {
+        let mut state = self.write();
+        if let Some(missing) = events
+            .iter()
+            .find(|e| !state.objects.contains_key(&e.deployment_object_id))
+        {
+            return Err(Error::not_found(
+                "deployment object",
+                missing.deployment_object_id,
+            ));
+        }
+        let mut applied = 0;
+        for event in events {
+            let delivery = state
+                .deliveries
+                .entry((agent, event.deployment_object_id))
+                .or_insert_with(|| Delivery::pending(agent, event.deployment_object_id));
+            applied += u64::from(delivery.apply(event));
+        }
+        Ok(applied)
+    }
+
+    async fn deliveries_of_object(&self, object: DeploymentObjectId) -> Result<Vec<Delivery>> {
+        let state = self.read();
+        Ok(state
+            .deliveries
+            .values()
+            .filter(|d| d.deployment_object_id == object)
+            .cloned()
+            .collect())
+    }
+
+    async fn deliveries_of_agent(&self, agent: AgentId) -> Result<Vec<(Delivery, DateTime<Utc>)>> {
+        let state = self.read();
+        Ok(state
+            .deliveries
+            .range((agent, DeploymentObjectId(uuid::Uuid::nil()))..)
+            .take_while(|((a, _), _)| *a == agent)
+            .filter_map(|(_, d)| {
+                let created = state.objects.get(&d.deployment_object_id)?.created_at;
+                Some((d.clone(), created))
+            })
+            .collect())
+    }
+}
+
+impl State {
+    fn own_work_order(&mut self, id: WorkOrderId, agent: AgentId) -> Result<&mut WorkOrder> {
+        let order = self
+            .work_orders
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found("work order", id))?;
+        if order.agent_id != agent {
+            return Err(Error::Forbidden(format!(
+                "work order {id} belongs to another agent"
+            )));
+        }
+        Ok(order)
+    }
+}
+
+#[async_trait]
+impl WorkOrderStore for MemoryStore {
+    async fn insert_work_order(&self, order: &WorkOrder) -> Result<()> {
+        let mut state = self.write();
+        if state.work_orders.contains_key(&order.id) {
+            return Err(Error::Conflict(format!(
+                "work order {} already exists",
+                order.id
+            )));
+        }
+        state.work_orders.insert(order.id, order.clone());
+        Ok(())
+    }
+
+    async fn get_work_order(&self, id: WorkOrderId) -> Result<Option<WorkOrder>> {
+        Ok(self.read().work_orders.get(&id).cloned())
+    }
+
+    async fn open_work_orders(&self, agent: AgentId) -> Result<Vec<WorkOrder>> {
+        let state = self.read();
+        let mut open: Vec<WorkOrder> = state
+            .work_orders
+            .values()
+            .filter(|o| o.agent_id == agent && o.status.is_open())
+            .cloned()
+            .collect();
+        open.sort_by_key(|o| (o.created_at, o.id));
+        Ok(open)
+    }
+
+    async fn claim_work_order(
+        &self,
+        id: WorkOrderId,
+        agent: AgentId,
+        now: DateTime<Utc>,
+    ) -> Result<WorkOrder> {
+        let mut state = self.write();
+        let order = state.own_work_order(id, agent)?;
+        if order.status != WorkOrderStatus::Pending {
+            return Err(Error::Conflict(format!("work order {id} is not pending")));
+        }
+        order.status = WorkOrderStatus::Claimed;
+        order.claimed_at = Some(now);
+        Ok(order.clone())
+    }
+
+    async fn finish_work_order(
+        &self,
+        id: WorkOrderId,
+        agent: AgentId,
+        success: bool,
+        now: DateTime<Utc>,
+    ) -> Result<WorkOrder> {
+        let mut state = self.write();
+        let order = state.own_work_order(id, agent)?;
+        if order.status != WorkOrderStatus::Claimed {
+            return Err(Error::Conflict(format!("work order {id} is not claimed")));
+        }
+        order.status = if success {
+            WorkOrderStatus::Completed
+        } else {
+            WorkOrderStatus::Failed
+        };
+        order.completed_at = Some(now);
+        Ok(order.clone())
+    }
+}
+
+#[async_trait]
+impl HealthStore for MemoryStore {
+    async fn upsert_health(
+        &self,
+        records: &[HealthRecord],
+        rewrite_before: DateTime<Utc>,
+    ) -> Result<Vec<UpsertOutcome>> {
+        let mut state = self.write();
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            let key = (record.agent_id, record.deployment_object_id);
+            let stored = state.health.get(&key);
+            let outcome = UpsertOutcome::decide(stored, record, rewrite_before);
+            if outcome == UpsertOutcome::Accepted {
+                let old_status = stored.map(|r| r.status);
+                if let Some(old) = old_status {
+                    state.health_counts.count_health(old, -1);
+                }
+                state.health_counts.count_health(record.status, 1);
+                state.health.insert(key, record.clone());
+            }
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    async fn health_of_object(&self, object: DeploymentObjectId) -> Result<Vec<HealthRecord>> {
+        self.health_of_objects(&[object]).await
+    }
+
+    async fn health_of_objects(&self, objects: &[DeploymentObjectId]) -> Result<Vec<HealthRecord>> {
+        let state = self.read();
+        Ok(state
+            .health
+            .values()
+            .filter(|r| objects.contains(&r.deployment_object_id))
+            .cloned()
+            .collect())
+    }
+
+    async fn health_of_agent(&self, agent: AgentId) -> Result<Vec<HealthRecord>> {
+        let state = self.read();
+        Ok(state
+            .health
+            .range((agent, DeploymentObjectId(uuid::Uuid::nil()))..)
+            .take_while(|((a, _), _)| *a == agent)
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+}
+
+#[async_trait]
+impl DiagnosticStore for MemoryStore {
+    async fn insert_diagnostic_requests(&self, requests: &[DiagnosticRequest]) -> Result<()> {
+        let mut state = self.write();
+        if let Some(existing) = requests
+            .iter()
+            .find(|r| state.diagnostics.contains_key(&r.id))
+        {
+            return Err(Error::Conflict(format!(
+                "diagnostics request {} already exists",
+                existing.id
+            )));
+        }
+        for request in requests {
+            state
+                .diagnostics
+                .insert(request.id, (request.clone(), None));
+        }
+        Ok(())
+    }
+
+    async fn get_diagnostic(
+        &self,
+        id: DiagnosticId,
+    ) -> Result<Option<(DiagnosticRequest, Option<DiagnosticOutcome>)>> {
+        Ok(self.read().diagnostics.get(&id).cloned())
+    }
+
+    async fn pending_diagnostics(
+        &self,
+        agent: AgentId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DiagnosticRequest>> {
+        let state = self.read();
+        let mut pending: Vec<DiagnosticRequest> = state
+            .diagnostics
+            .values()
+            .map(|(r, _)| r)
+            .filter(|r| {
+                r.agent_id == agent && r.status == DiagnosticStatus::Pending && !r.is_expired(now)
+            })
+            .cloned()
+            .collect();
+        pending.sort_by_key(|r| (r.created_at, r.id));
+        Ok(pending)
+    }
+
+    async fn claim_diagnostic(
+        &self,
+        id: DiagnosticId,
+        agent: AgentId,
+        token: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(DiagnosticRequest, ClaimOutcome)> {
+        let mut state = self.write();
+        let (request, _) = state
+            .diagnostics
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found("diagnostics request", id))?;
+        // Transition a copy: a refused claim must leave the stored request untouched.
+        let mut next = request.clone();
+        let outcome = next.claim(agent, token, now)?;
+        *request = next.clone();
+        Ok((next, outcome))
+    }
+
+    async fn store_diagnostic_result(
+        &self,
+        id: DiagnosticId,
+        agent: AgentId,
+        outcome: &DiagnosticOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<ResultOutcome> {
+        let mut state = self.write();
+        let (request, stored) = state
+            .diagnostics
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found("diagnostics request", id))?;
+        if request.agent_id != agent {
+            return Err(Error::Forbidden(format!(
+                "diagnostics request {id} belongs to another agent"
+            )));
+        }
+        if let Some(previous) = stored.as_ref() {
+            return if previous == outcome {
+                Ok(ResultOutcome::AlreadyStored)
+            } else {
+                Err(Error::Conflict(format!(
+                    "diagnostics request {id} already has a different result"
+                )))
+            };
+        }
+        let mut next = request.clone();
+        match outcome {
+            DiagnosticOutcome::Bundle(_) => next.complete(agent, now)?,
+            DiagnosticOutcome::Failed(reason) => next.fail(agent, reason.clone(), now)?,
+        }
+        *request = next;
+        *stored = Some(outcome.clone());
+        Ok(ResultOutcome::Stored)
+    }
+
+    async fn delete_expired_diagnostics(&self, now: DateTime<Utc>) -> Result<u64> {
+        let mut state = self.write();
+        let before = state.diagnostics.len();
+        state
+            .diagnostics
+            .retain(|_, (request, _)| !request.should_delete(now));
+        Ok((before - state.diagnostics.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl FleetStore for MemoryStore {
+    async fn fleet_rollup(
+        &self,
+        stale_before: DateTime<Utc>,
+        lost_before: DateTime<Utc>,
+    ) -> Result<FleetRollup> {
+        let state = self.read();
+        let mut rollup = state.health_counts.clone();
+        rollup.agents = state.agents.len() as u64;
+        for live in state.liveness.values() {
+            match live.last_heartbeat_at {
+                Some(t) if t >= stale_before => rollup.fresh += 1,
+                Some(t) if t >= lost_before => rollup.stale += 1,
+                _ => rollup.lost += 1,
+            }
+            if let Some(s) = &live.snapshot {
+                rollup.cpu_capacity += s.cluster_cpu_capacity.unwrap_or(0);
+                rollup.cpu_available += s.cluster_cpu_available.unwrap_or(0);
+                rollup.memory_capacity += s.cluster_memory_capacity.unwrap_or(0);
+                rollup.memory_available += s.cluster_memory_available.unwrap_or(0);
+                rollup.nodes += s.node_count.unwrap_or(0);
+                rollup.nodes_ready += s.node_ready_count.unwrap_or(0);
+            }
+        }
+        Ok(rollup)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::MemoryStore;
+
+    // The conformance macro takes async factories (a database store needs them).
+    #[allow(clippy::unused_async)]
+    async fn fresh() -> Arc<MemoryStore> {
+        Arc::new(MemoryStore::new())
+    }
+
+    /// The memory store's "second replica" is another handle on the same maps.
+    #[allow(clippy::unused_async)]
+    async fn same(store: &Arc<MemoryStore>) -> Arc<MemoryStore> {
+        Arc::clone(store)
+    }
+
+    brokkr_core::store_conformance_tests!(fresh(), same);
+}

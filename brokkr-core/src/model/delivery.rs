@@ -90,6 +90,47 @@ impl Delivery {
     }
 }
 
+impl Delivery {
+    /// Applies one reconcile outcome the agent reported; returns whether anything changed.
+    ///
+    /// Outcomes older than the last recorded attempt are skipped, so retried or
+    /// reordered reports never move the status back. An acknowledgement does not undo an
+    /// apply or a failure of the same attempt history; `acknowledged_at` is the first
+    /// time the agent took the object in hand, whatever the outcome.
+    pub fn apply(&mut self, event: &DeploymentStatusEvent) -> bool {
+        if self
+            .last_attempt_at
+            .is_some_and(|last| event.attempted_at < last)
+        {
+            return false;
+        }
+        let at = event.attempted_at;
+        self.last_attempt_at = Some(at);
+        self.retry_count = event.retry_count;
+        self.reconciliation_duration_ms = event.reconciliation_duration_ms;
+        self.acknowledged_at.get_or_insert(at);
+        match event.outcome {
+            ReconcileOutcome::Acknowledged => {
+                if self.state == DeliveryState::Pending {
+                    self.state = DeliveryState::Acknowledged;
+                }
+            }
+            ReconcileOutcome::Applied => {
+                self.state = DeliveryState::Applied;
+                self.applied_at = Some(at);
+                self.failure_reason = None;
+                self.failure_message = None;
+            }
+            ReconcileOutcome::Failed => {
+                self.state = DeliveryState::Failed;
+                self.failure_reason = Some(event.failure_reason.unwrap_or(FailureReason::Other));
+                self.failure_message.clone_from(&event.failure_message);
+            }
+        }
+        true
+    }
+}
+
 /// The result an agent reports for one reconcile attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

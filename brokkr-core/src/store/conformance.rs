@@ -1,0 +1,768 @@
+//! The store conformance suite: every contract of the store traits, runnable against any
+//! implementation.
+//!
+//! Each check takes a fresh, empty store. Adapters run them all with
+//! [`store_conformance_tests!`](crate::store_conformance_tests), which expands to one
+//! `#[tokio::test]` per contract so failures are named.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use super::{HeartbeatRecord, PageRequest, PakHash, ResultOutcome, Store, UpsertOutcome};
+use crate::Error;
+use crate::diagnostics::{ClaimOutcome, DiagnosticPolicy, DiagnosticRequest, DiagnosticStatus};
+use crate::health::Health;
+use crate::ids::{AgentId, DeploymentObjectId, StackId, WorkOrderId};
+use crate::model::{
+    Agent, ClusterSnapshot, DeliveryState, DeploymentObject, DeploymentStatusEvent,
+    DiagnosticBundle, DiagnosticOutcome, FailureReason, HealthRecord, HealthSummary,
+    ReconcileOutcome, Stack, Target, WorkOrder, WorkOrderStatus,
+};
+
+/// A fixed instant the checks count from.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
+}
+
+fn secs(n: i64) -> Duration {
+    Duration::seconds(n)
+}
+
+fn pak(n: u8) -> PakHash {
+    [n; 32]
+}
+
+pub fn agent(name: &str) -> Agent {
+    Agent {
+        id: AgentId::new(),
+        name: name.to_owned(),
+        cluster_name: format!("{name}-cluster"),
+        labels: BTreeMap::from([("env".to_owned(), "test".to_owned())]),
+        created_at: t0(),
+    }
+}
+
+pub fn stack(name: &str) -> Stack {
+    Stack {
+        id: StackId::new(),
+        name: name.to_owned(),
+        labels: BTreeMap::new(),
+        created_at: t0(),
+    }
+}
+
+pub fn object(stack: StackId) -> DeploymentObject {
+    DeploymentObject {
+        id: DeploymentObjectId::new(),
+        stack_id: stack,
+        sequence_id: 0,
+        yaml_content: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n".to_owned(),
+        is_deletion: false,
+        created_at: t0(),
+    }
+}
+
+fn record(
+    agent: AgentId,
+    object: DeploymentObjectId,
+    status: Health,
+    checked_at: DateTime<Utc>,
+) -> HealthRecord {
+    HealthRecord {
+        agent_id: agent,
+        deployment_object_id: object,
+        status,
+        summary: HealthSummary {
+            pods_ready: 1,
+            pods_total: 2,
+            conditions: vec!["CrashLoopBackOff".to_owned()],
+            ..HealthSummary::default()
+        },
+        checked_at,
+        reported_at: checked_at,
+    }
+}
+
+/// An agent, a stack with one object, and the agent targeting the stack.
+async fn world(store: &dyn Store) -> (Agent, Stack, DeploymentObject) {
+    let a = agent("edge-1");
+    store.insert_agent(&a, &pak(1)).await.unwrap();
+    let s = stack("shop");
+    store.insert_stack(&s).await.unwrap();
+    let o = store.insert_deployment_object(&object(s.id)).await.unwrap();
+    store
+        .insert_target(&Target {
+            agent_id: a.id,
+            stack_id: s.id,
+            created_at: t0(),
+        })
+        .await
+        .unwrap();
+    (a, s, o)
+}
+
+pub async fn agents_are_stored_listed_and_found_by_key(store: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for n in 0..5u8 {
+        let a = agent(&format!("a{n}"));
+        store.insert_agent(&a, &pak(n)).await.unwrap();
+        ids.push(a.id);
+    }
+    let first = ids[0];
+    assert_eq!(store.get_agent(first).await.unwrap().unwrap().name, "a0");
+    assert_eq!(store.get_agent(AgentId::new()).await.unwrap(), None);
+    assert_eq!(store.agent_for_pak(&pak(3)).await.unwrap(), Some(ids[3]));
+    assert_eq!(store.agent_for_pak(&pak(9)).await.unwrap(), None);
+
+    let dup = Agent {
+        name: "other".into(),
+        ..store.get_agent(first).await.unwrap().unwrap()
+    };
+    assert!(matches!(
+        store.insert_agent(&dup, &pak(42)).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        store.insert_agent(&agent("reuses-key"), &pak(2)).await,
+        Err(Error::Conflict(_))
+    ));
+
+    // Pagination walks every agent once, in id order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_agents(PageRequest { limit: 2, after })
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.iter().map(|a| a.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    ids.sort();
+    assert_eq!(seen, ids);
+}
+
+pub async fn heartbeats_keep_the_latest_liveness(store: Arc<dyn Store>) {
+    let a = agent("edge");
+    let b = agent("edge-b");
+    store.insert_agent(&a, &pak(1)).await.unwrap();
+    store.insert_agent(&b, &pak(2)).await.unwrap();
+    assert_eq!(
+        store
+            .liveness(a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_heartbeat_at,
+        None
+    );
+    let snapshot = ClusterSnapshot {
+        cluster_cpu_capacity: Some(8000),
+        cluster_cpu_available: Some(3000),
+        node_count: Some(3),
+        node_ready_count: Some(3),
+        ..ClusterSnapshot::default()
+    };
+    let beats = [
+        HeartbeatRecord {
+            agent_id: a.id,
+            received_at: t0(),
+            snapshot: snapshot.clone(),
+            health_checked_at: Some(t0() - secs(5)),
+        },
+        HeartbeatRecord {
+            agent_id: b.id,
+            received_at: t0(),
+            snapshot: ClusterSnapshot::default(),
+            health_checked_at: None,
+        },
+        HeartbeatRecord {
+            agent_id: AgentId::new(),
+            received_at: t0(),
+            snapshot: ClusterSnapshot::default(),
+            health_checked_at: None,
+        },
+    ];
+    assert_eq!(store.record_heartbeats(&beats).await.unwrap(), 2);
+
+    // A bare heartbeat later keeps the previous snapshot; an older one changes nothing.
+    let later = HeartbeatRecord {
+        agent_id: a.id,
+        received_at: t0() + secs(30),
+        snapshot: ClusterSnapshot::default(),
+        health_checked_at: None,
+    };
+    store.record_heartbeats(&[later]).await.unwrap();
+    let older = HeartbeatRecord {
+        agent_id: a.id,
+        received_at: t0() - secs(30),
+        snapshot: ClusterSnapshot {
+            node_count: Some(99),
+            ..ClusterSnapshot::default()
+        },
+        health_checked_at: None,
+    };
+    store.record_heartbeats(&[older]).await.unwrap();
+    let live = store.liveness(a.id).await.unwrap().unwrap();
+    assert_eq!(live.last_heartbeat_at, Some(t0() + secs(30)));
+    assert_eq!(live.snapshot, Some(snapshot));
+    assert_eq!(live.health_checked_at, Some(t0() - secs(5)));
+    assert_eq!(store.liveness(AgentId::new()).await.unwrap(), None);
+}
+
+pub async fn deployment_objects_get_increasing_sequence_ids(store: Arc<dyn Store>) {
+    let s = stack("shop");
+    store.insert_stack(&s).await.unwrap();
+    assert!(matches!(
+        store.insert_stack(&s).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(store.get_stack(s.id).await.unwrap(), Some(s.clone()));
+    let first = store.insert_deployment_object(&object(s.id)).await.unwrap();
+    let second = store.insert_deployment_object(&object(s.id)).await.unwrap();
+    assert!(second.sequence_id > first.sequence_id);
+    assert_eq!(
+        store.get_deployment_object(first.id).await.unwrap(),
+        Some(first.clone())
+    );
+    assert!(matches!(
+        store
+            .insert_deployment_object(&object(StackId::new()))
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    let other = stack("other");
+    store.insert_stack(&other).await.unwrap();
+    let latest = store
+        .latest_objects(&[s.id, other.id, StackId::new()])
+        .await
+        .unwrap();
+    assert_eq!(latest, vec![second]);
+
+    // Concurrent inserts into one stack get distinct sequence ids.
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = Arc::clone(&store);
+        let id = s.id;
+        tasks.push(tokio::spawn(async move {
+            store
+                .insert_deployment_object(&object(id))
+                .await
+                .unwrap()
+                .sequence_id
+        }));
+    }
+    let mut seqs = HashSet::new();
+    for task in tasks {
+        assert!(seqs.insert(task.await.unwrap()));
+    }
+    assert_eq!(seqs.len(), 20);
+}
+
+pub async fn targets_are_idempotent_and_checked(store: Arc<dyn Store>) {
+    let (a, s, _) = world(store.as_ref()).await;
+    let again = Target {
+        agent_id: a.id,
+        stack_id: s.id,
+        created_at: t0() + secs(1),
+    };
+    assert!(!store.insert_target(&again).await.unwrap());
+    assert_eq!(store.targets_of_agent(a.id).await.unwrap().len(), 1);
+    assert_eq!(store.agents_targeting(s.id).await.unwrap(), vec![a.id]);
+    let unknown_stack = Target {
+        agent_id: a.id,
+        stack_id: StackId::new(),
+        created_at: t0(),
+    };
+    assert!(matches!(
+        store.insert_target(&unknown_stack).await,
+        Err(Error::NotFound { .. })
+    ));
+    let unknown_agent = Target {
+        agent_id: AgentId::new(),
+        stack_id: s.id,
+        created_at: t0(),
+    };
+    assert!(matches!(
+        store.insert_target(&unknown_agent).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        store
+            .targets_of_agent(AgentId::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn event(
+    object: DeploymentObjectId,
+    outcome: ReconcileOutcome,
+    at: DateTime<Utc>,
+    retry: u32,
+) -> DeploymentStatusEvent {
+    DeploymentStatusEvent {
+        deployment_object_id: object,
+        outcome,
+        attempted_at: at,
+        retry_count: retry,
+        reconciliation_duration_ms: Some(1200),
+        failure_reason: (outcome == ReconcileOutcome::Failed).then_some(FailureReason::Forbidden),
+        failure_message: (outcome == ReconcileOutcome::Failed).then(|| "rbac says no".to_owned()),
+    }
+}
+
+pub async fn deliveries_follow_reconcile_reports(store: Arc<dyn Store>) {
+    let (a, _, o) = world(store.as_ref()).await;
+    let events = [
+        event(o.id, ReconcileOutcome::Acknowledged, t0() + secs(1), 0),
+        event(o.id, ReconcileOutcome::Failed, t0() + secs(2), 1),
+    ];
+    assert_eq!(store.apply_status_events(a.id, &events).await.unwrap(), 2);
+    let d = &store.deliveries_of_object(o.id).await.unwrap()[0];
+    assert_eq!(d.state, DeliveryState::Failed);
+    assert_eq!(d.retry_count, 1);
+    assert_eq!(d.failure_reason, Some(FailureReason::Forbidden));
+    assert_eq!(d.acknowledged_at, Some(t0() + secs(1)));
+    assert_eq!(d.last_attempt_at, Some(t0() + secs(2)));
+
+    // A late, older report does not move the status back.
+    let stale = [event(o.id, ReconcileOutcome::Applied, t0(), 0)];
+    assert_eq!(store.apply_status_events(a.id, &stale).await.unwrap(), 0);
+    let applied = [event(o.id, ReconcileOutcome::Applied, t0() + secs(3), 2)];
+    store.apply_status_events(a.id, &applied).await.unwrap();
+    let (d, created) = store.deliveries_of_agent(a.id).await.unwrap().remove(0);
+    assert_eq!(d.state, DeliveryState::Applied);
+    assert_eq!(d.failure_reason, None);
+    assert_eq!(d.applied_at, Some(t0() + secs(3)));
+    assert_eq!(created, o.created_at);
+
+    // Unknown objects fail the whole batch.
+    let bad = [
+        event(o.id, ReconcileOutcome::Failed, t0() + secs(9), 3),
+        event(
+            DeploymentObjectId::new(),
+            ReconcileOutcome::Applied,
+            t0(),
+            0,
+        ),
+    ];
+    assert!(matches!(
+        store.apply_status_events(a.id, &bad).await,
+        Err(Error::NotFound { .. })
+    ));
+    let d = &store.deliveries_of_object(o.id).await.unwrap()[0];
+    assert_eq!(
+        d.state,
+        DeliveryState::Applied,
+        "the failed batch left no trace"
+    );
+}
+
+pub async fn work_orders_are_claimed_once(store: Arc<dyn Store>) {
+    let (a, _, _) = world(store.as_ref()).await;
+    let other = agent("other");
+    store.insert_agent(&other, &pak(7)).await.unwrap();
+    let order = WorkOrder {
+        id: WorkOrderId::new(),
+        agent_id: a.id,
+        kind: "restart".into(),
+        payload: serde_json::json!({"deployment": "web"}),
+        status: WorkOrderStatus::Pending,
+        created_at: t0(),
+        claimed_at: None,
+        completed_at: None,
+    };
+    store.insert_work_order(&order).await.unwrap();
+    assert!(matches!(
+        store.insert_work_order(&order).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        store.open_work_orders(a.id).await.unwrap(),
+        vec![order.clone()]
+    );
+    assert!(matches!(
+        store.claim_work_order(order.id, other.id, t0()).await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        store.finish_work_order(order.id, a.id, true, t0()).await,
+        Err(Error::Conflict(_))
+    ));
+    let claimed = store
+        .claim_work_order(order.id, a.id, t0() + secs(1))
+        .await
+        .unwrap();
+    assert_eq!(claimed.status, WorkOrderStatus::Claimed);
+    assert!(matches!(
+        store.claim_work_order(order.id, a.id, t0()).await,
+        Err(Error::Conflict(_))
+    ));
+    let done = store
+        .finish_work_order(order.id, a.id, false, t0() + secs(2))
+        .await
+        .unwrap();
+    assert_eq!(done.status, WorkOrderStatus::Failed);
+    assert_eq!(done.completed_at, Some(t0() + secs(2)));
+    assert!(store.open_work_orders(a.id).await.unwrap().is_empty());
+    assert!(matches!(
+        store.claim_work_order(WorkOrderId::new(), a.id, t0()).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+pub async fn health_upserts_skip_unchanged_and_never_overwrite_newer(store: Arc<dyn Store>) {
+    let (a, s, o) = world(store.as_ref()).await;
+    let o2 = store.insert_deployment_object(&object(s.id)).await.unwrap();
+    let first = record(a.id, o.id, Health::Failing, t0());
+    let outcomes = store
+        .upsert_health(
+            &[first.clone(), record(a.id, o2.id, Health::Healthy, t0())],
+            t0() - secs(150),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [UpsertOutcome::Accepted, UpsertOutcome::Accepted]);
+
+    // Same verdict, recent stored row: unchanged and not rewritten.
+    let same = record(a.id, o.id, Health::Failing, t0() + secs(60));
+    let outcome = store.upsert_health(&[same], t0()).await.unwrap();
+    assert_eq!(outcome, [UpsertOutcome::Unchanged]);
+    assert_eq!(
+        store.health_of_object(o.id).await.unwrap()[0].checked_at,
+        t0()
+    );
+
+    // Same verdict but the stored row is old: refreshed.
+    let refresh = record(a.id, o.id, Health::Failing, t0() + secs(200));
+    let outcome = store
+        .upsert_health(&[refresh], t0() + secs(1))
+        .await
+        .unwrap();
+    assert_eq!(outcome, [UpsertOutcome::Accepted]);
+    assert_eq!(
+        store.health_of_object(o.id).await.unwrap()[0].checked_at,
+        t0() + secs(200)
+    );
+
+    // Older than stored: ignored.
+    let old = record(a.id, o.id, Health::Healthy, t0() + secs(100));
+    assert_eq!(
+        store.upsert_health(&[old], t0()).await.unwrap(),
+        [UpsertOutcome::Ignored]
+    );
+    let changed = record(a.id, o.id, Health::Degraded, t0() + secs(201));
+    assert_eq!(
+        store.upsert_health(&[changed], t0()).await.unwrap(),
+        [UpsertOutcome::Accepted]
+    );
+    let by_agent = store.health_of_agent(a.id).await.unwrap();
+    assert_eq!(by_agent.len(), 2);
+    let both = store.health_of_objects(&[o.id, o2.id]).await.unwrap();
+    assert_eq!(both.len(), 2);
+
+    // The rollup followed every status change without a scan.
+    let rollup = store.fleet_rollup(t0(), t0()).await.unwrap();
+    assert_eq!(
+        (
+            rollup.healthy,
+            rollup.unknown,
+            rollup.degraded,
+            rollup.failing
+        ),
+        (1, 0, 1, 0)
+    );
+}
+
+fn diagnostic(object: DeploymentObjectId, agent: AgentId) -> DiagnosticRequest {
+    DiagnosticRequest::new(object, agent, "admin", &DiagnosticPolicy::default(), t0())
+}
+
+fn bundle() -> DiagnosticOutcome {
+    DiagnosticOutcome::Bundle(DiagnosticBundle {
+        collected_at: t0() + secs(30),
+        pod_statuses: Vec::new(),
+        events: Vec::new(),
+        log_tails: BTreeMap::from([("web-0/app".to_owned(), vec!["started".to_owned()])]),
+    })
+}
+
+pub async fn diagnostics_are_claimed_once_and_answered_once(store: Arc<dyn Store>) {
+    let (a, _, o) = world(store.as_ref()).await;
+    let other = agent("other");
+    store.insert_agent(&other, &pak(8)).await.unwrap();
+    let request = diagnostic(o.id, a.id);
+    store
+        .insert_diagnostic_requests(std::slice::from_ref(&request))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .insert_diagnostic_requests(std::slice::from_ref(&request))
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        store.pending_diagnostics(a.id, t0()).await.unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .pending_diagnostics(other.id, t0())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert!(matches!(
+        store
+            .claim_diagnostic(request.id, other.id, None, t0())
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    let (claimed, outcome) = store
+        .claim_diagnostic(request.id, a.id, Some("tok"), t0() + secs(5))
+        .await
+        .unwrap();
+    assert_eq!(outcome, ClaimOutcome::Claimed);
+    assert_eq!(claimed.status, DiagnosticStatus::Claimed);
+    // Retry with the holder's token is fine; anything else conflicts.
+    let (_, again) = store
+        .claim_diagnostic(request.id, a.id, Some("tok"), t0() + secs(6))
+        .await
+        .unwrap();
+    assert_eq!(again, ClaimOutcome::AlreadyHeld);
+    assert!(matches!(
+        store
+            .claim_diagnostic(request.id, a.id, None, t0() + secs(6))
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(
+        store
+            .pending_diagnostics(a.id, t0())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert!(matches!(
+        store
+            .store_diagnostic_result(request.id, other.id, &bundle(), t0())
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    let stored = store
+        .store_diagnostic_result(request.id, a.id, &bundle(), t0() + secs(40))
+        .await
+        .unwrap();
+    assert_eq!(stored, ResultOutcome::Stored);
+    assert_eq!(
+        store
+            .store_diagnostic_result(request.id, a.id, &bundle(), t0() + secs(41))
+            .await
+            .unwrap(),
+        ResultOutcome::AlreadyStored
+    );
+    let different = DiagnosticOutcome::Failed("no pods".into());
+    assert!(matches!(
+        store
+            .store_diagnostic_result(request.id, a.id, &different, t0() + secs(42))
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    let (done, result) = store.get_diagnostic(request.id).await.unwrap().unwrap();
+    assert_eq!(done.status, DiagnosticStatus::Completed);
+    assert_eq!(done.completed_at, Some(t0() + secs(40)));
+    assert_eq!(result, Some(bundle()));
+    assert_eq!(
+        store
+            .get_diagnostic(crate::ids::DiagnosticId::new())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn diagnostics_expire_and_are_cleaned_up_once(store: Arc<dyn Store>) {
+    let (a, _, o) = world(store.as_ref()).await;
+    let policy = DiagnosticPolicy::default();
+    let unclaimed = diagnostic(o.id, a.id);
+    let answered = diagnostic(o.id, a.id);
+    store
+        .insert_diagnostic_requests(&[unclaimed.clone(), answered.clone()])
+        .await
+        .unwrap();
+    store
+        .claim_diagnostic(answered.id, a.id, None, t0() + secs(1))
+        .await
+        .unwrap();
+    let done_at = t0() + secs(120);
+    store
+        .store_diagnostic_result(answered.id, a.id, &bundle(), done_at)
+        .await
+        .unwrap();
+
+    // Exactly at the claim deadline the unclaimed request is gone for claimers.
+    let deadline = unclaimed.claim_deadline;
+    assert!(
+        store
+            .pending_diagnostics(a.id, deadline)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        store
+            .claim_diagnostic(unclaimed.id, a.id, None, deadline)
+            .await,
+        Err(Error::Gone(_))
+    ));
+
+    // Before retention ends nothing is deleted; then each row once, however often
+    // cleanup runs.
+    assert_eq!(
+        store
+            .delete_expired_diagnostics(t0() + secs(60))
+            .await
+            .unwrap(),
+        0
+    );
+    let later = done_at + policy.retention + secs(1);
+    let (first, second) = tokio::join!(
+        store.delete_expired_diagnostics(later),
+        store.delete_expired_diagnostics(later)
+    );
+    assert_eq!(first.unwrap() + second.unwrap(), 2);
+    assert_eq!(store.delete_expired_diagnostics(later).await.unwrap(), 0);
+    assert_eq!(store.get_diagnostic(answered.id).await.unwrap(), None);
+}
+
+/// 50 claimers through two handles of one store race for 100 requests: every request is
+/// claimed exactly once.
+pub async fn concurrent_claims_have_one_winner(first: Arc<dyn Store>, second: Arc<dyn Store>) {
+    let (a, _, o) = world(first.as_ref()).await;
+    let requests: Vec<DiagnosticRequest> = (0..100).map(|_| diagnostic(o.id, a.id)).collect();
+    first.insert_diagnostic_requests(&requests).await.unwrap();
+    let ids: Arc<Vec<_>> = Arc::new(requests.iter().map(|r| r.id).collect());
+    let mut tasks = Vec::new();
+    for claimer in 0..50usize {
+        let store = if claimer % 2 == 0 {
+            Arc::clone(&first)
+        } else {
+            Arc::clone(&second)
+        };
+        let ids = Arc::clone(&ids);
+        tasks.push(tokio::spawn(async move {
+            let mut won = Vec::new();
+            // Each claimer walks the requests from its own offset.
+            for k in 0..ids.len() {
+                let id = ids[(k + claimer * 7) % ids.len()];
+                match store.claim_diagnostic(id, a.id, None, t0() + secs(1)).await {
+                    Ok((_, ClaimOutcome::Claimed)) => won.push(id),
+                    Ok((_, ClaimOutcome::AlreadyHeld)) => panic!("no token, no AlreadyHeld"),
+                    Err(Error::Conflict(_)) => {}
+                    Err(other) => panic!("unexpected {other}"),
+                }
+            }
+            won
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        winners.extend(task.await.unwrap());
+    }
+    let distinct: HashSet<_> = winners.iter().copied().collect();
+    assert_eq!(winners.len(), 100, "every request claimed exactly once");
+    assert_eq!(distinct.len(), 100);
+}
+
+pub async fn fleet_rollup_counts_staleness_and_capacity(store: Arc<dyn Store>) {
+    let agents: Vec<Agent> = (0..4).map(|n| agent(&format!("a{n}"))).collect();
+    for (n, a) in agents.iter().enumerate() {
+        store.insert_agent(a, &pak(n as u8)).await.unwrap();
+    }
+    let beat = |a: &Agent, at: DateTime<Utc>, cpu: i64| HeartbeatRecord {
+        agent_id: a.id,
+        received_at: at,
+        snapshot: ClusterSnapshot {
+            cluster_cpu_capacity: Some(cpu),
+            cluster_cpu_available: Some(cpu / 2),
+            node_count: Some(2),
+            node_ready_count: Some(1),
+            ..ClusterSnapshot::default()
+        },
+        health_checked_at: None,
+    };
+    store
+        .record_heartbeats(&[
+            beat(&agents[0], t0(), 1000),
+            beat(&agents[1], t0() - secs(100), 2000),
+            beat(&agents[2], t0() - secs(400), 4000),
+        ])
+        .await
+        .unwrap();
+    let rollup = store
+        .fleet_rollup(t0() - secs(90), t0() - secs(300))
+        .await
+        .unwrap();
+    assert_eq!(rollup.agents, 4);
+    assert_eq!((rollup.fresh, rollup.stale, rollup.lost), (1, 1, 2));
+    assert_eq!(rollup.cpu_capacity, 7000);
+    assert_eq!(rollup.cpu_available, 3500);
+    assert_eq!((rollup.nodes, rollup.nodes_ready), (6, 3));
+    store.ping().await.unwrap();
+}
+
+/// Expands to one `#[tokio::test]` per store contract.
+///
+/// `$factory` is an async expression evaluating to a fresh `Arc<S>` of an empty store;
+/// `$second` (for the cross-replica claim race) maps that store to a second, independent
+/// handle on the same data (for Postgres: another pool).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($factory:expr, $second:expr) => {
+        mod store_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::store::conformance as c;
+
+            macro_rules! contract {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let store = $factory.await;
+                        c::$name(store).await;
+                    }
+                };
+            }
+
+            contract!(agents_are_stored_listed_and_found_by_key);
+            contract!(heartbeats_keep_the_latest_liveness);
+            contract!(deployment_objects_get_increasing_sequence_ids);
+            contract!(targets_are_idempotent_and_checked);
+            contract!(deliveries_follow_reconcile_reports);
+            contract!(work_orders_are_claimed_once);
+            contract!(health_upserts_skip_unchanged_and_never_overwrite_newer);
+            contract!(diagnostics_are_claimed_once_and_answered_once);
+            contract!(diagnostics_expire_and_are_cleaned_up_once);
+            contract!(fleet_rollup_counts_staleness_and_capacity);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_claims_have_one_winner() {
+                let first = $factory.await;
+                let second = $second(&first).await;
+                c::concurrent_claims_have_one_winner(first, second).await;
+            }
+        }
+    };
+}

@@ -1,0 +1,393 @@
+//! The persistence contract.
+//!
+//! `Store` is the sum of small traits, one per concept, so an adapter can be read (and a
+//! test double written) one concern at a time. Every method is async and object safe
+//! (`dyn Store` works), and writes are batch-first so a database store can write a batch
+//! in one statement.
+//!
+//! Stores persist; they do not decide policy. Validation, authorization, staleness and
+//! what a verdict means are the broker's job. Where atomicity is part
+//! of the contract (the diagnostic claim, sequence numbers), the store guarantees it even
+//! with several broker processes on one database.
+//!
+//! The conformance suite (`store::conformance`, feature `testing`) runs every contract
+//! written here against any implementation.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Result;
+use crate::diagnostics::{ClaimOutcome, DiagnosticRequest};
+use crate::health::Health;
+use crate::ids::{AgentId, DeploymentObjectId, DiagnosticId, StackId, WorkOrderId};
+use crate::model::{
+    Agent, ClusterSnapshot, Delivery, DeploymentObject, DeploymentStatusEvent, DiagnosticOutcome,
+    HealthRecord, Stack, Target, WorkOrder,
+};
+
+/// SHA-256 of a PAK: the only form in which a key is stored.
+pub type PakHash = [u8; 32];
+
+/// One page of a listing ordered by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Items per page (callers cap it; stores honour it as given).
+    pub limit: usize,
+    /// Return items whose id is greater than this one.
+    pub after: Option<Uuid>,
+}
+
+/// A page of results and the cursor of the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items, ordered by id.
+    pub items: Vec<T>,
+    /// Id to pass as `after` for the next page; `None` on the last page.
+    pub next: Option<Uuid>,
+}
+
+/// A heartbeat as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatRecord {
+    /// Who sent it.
+    pub agent_id: AgentId,
+    /// When the broker received it (its clock, not the agent's).
+    pub received_at: DateTime<Utc>,
+    /// The snapshot it carried (latest only is kept; an empty snapshot keeps the previous).
+    pub snapshot: ClusterSnapshot,
+    /// End of the agent's last complete health cycle, when it said.
+    pub health_checked_at: Option<DateTime<Utc>>,
+}
+
+/// What the broker knows of an agent's liveness.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AgentLiveness {
+    /// When the last heartbeat arrived.
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
+    /// End of the agent's last complete health cycle.
+    pub health_checked_at: Option<DateTime<Utc>>,
+    /// The latest non-empty cluster snapshot.
+    pub snapshot: Option<ClusterSnapshot>,
+}
+
+/// Agents, their keys and their liveness.
+#[async_trait]
+pub trait AgentStore: Send + Sync {
+    /// Stores a new agent and the hash of its key. `Conflict` when the id or the key hash
+    /// exists.
+    async fn insert_agent(&self, agent: &Agent, pak_hash: &PakHash) -> Result<()>;
+
+    /// The agent, or `None`.
+    async fn get_agent(&self, id: AgentId) -> Result<Option<Agent>>;
+
+    /// Agents ordered by id, a page at a time.
+    async fn list_agents(&self, page: PageRequest) -> Result<Page<Agent>>;
+
+    /// The agent whose key hashes to `pak_hash` (an indexed lookup, never a scan).
+    async fn agent_for_pak(&self, pak_hash: &PakHash) -> Result<Option<AgentId>>;
+
+    /// Records heartbeats of many agents at once. Heartbeats of unknown agents are
+    /// skipped; returns how many were recorded. A heartbeat older than the stored one
+    /// does not move `last_heartbeat_at` back.
+    async fn record_heartbeats(&self, beats: &[HeartbeatRecord]) -> Result<u64>;
+
+    /// The agent's liveness; `None` for an unknown agent.
+    async fn liveness(&self, id: AgentId) -> Result<Option<AgentLiveness>>;
+}
+
+/// Stacks, deployment objects and which agents target which stacks.
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    /// Stores a stack. `Conflict` when the id exists.
+    async fn insert_stack(&self, stack: &Stack) -> Result<()>;
+
+    /// The stack, or `None`.
+    async fn get_stack(&self, id: StackId) -> Result<Option<Stack>>;
+
+    /// Stores a deployment object, assigning the stack's next `sequence_id` atomically
+    /// (the given one is ignored): concurrent inserts get distinct, increasing numbers.
+    /// Returns the stored object. `NotFound` when the stack does not exist.
+    async fn insert_deployment_object(&self, object: &DeploymentObject)
+    -> Result<DeploymentObject>;
+
+    /// The deployment object, or `None`.
+    async fn get_deployment_object(
+        &self,
+        id: DeploymentObjectId,
+    ) -> Result<Option<DeploymentObject>>;
+
+    /// The objects with the highest `sequence_id` of each given stack (stacks without
+    /// objects are left out).
+    async fn latest_objects(&self, stacks: &[StackId]) -> Result<Vec<DeploymentObject>>;
+
+    /// Targets `agent` at `stack`; idempotent (returns whether it was new). `NotFound`
+    /// when either does not exist.
+    async fn insert_target(&self, target: &Target) -> Result<bool>;
+
+    /// Stacks the agent targets.
+    async fn targets_of_agent(&self, agent: AgentId) -> Result<Vec<Target>>;
+
+    /// Agents targeting the stack.
+    async fn agents_targeting(&self, stack: StackId) -> Result<Vec<AgentId>>;
+}
+
+/// Per agent × deployment object reconcile status.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Applies reconcile outcomes reported by `agent`, in order, in one transaction:
+    /// creates the delivery row when missing, never moves `last_attempt_at` back (an
+    /// older event than the stored attempt is skipped). Returns how many were applied.
+    async fn apply_status_events(
+        &self,
+        agent: AgentId,
+        events: &[DeploymentStatusEvent],
+    ) -> Result<u64>;
+
+    /// Deliveries of one object, one per agent that reported it.
+    async fn deliveries_of_object(&self, object: DeploymentObjectId) -> Result<Vec<Delivery>>;
+
+    /// Deliveries of one agent, each with its object's `created_at` (for latency).
+    async fn deliveries_of_agent(&self, agent: AgentId) -> Result<Vec<(Delivery, DateTime<Utc>)>>;
+}
+
+/// Work orders sent to agents.
+#[async_trait]
+pub trait WorkOrderStore: Send + Sync {
+    /// Stores a new work order. `Conflict` when the id exists.
+    async fn insert_work_order(&self, order: &WorkOrder) -> Result<()>;
+
+    /// The work order, or `None`.
+    async fn get_work_order(&self, id: WorkOrderId) -> Result<Option<WorkOrder>>;
+
+    /// Open (pending or claimed) work orders of the agent, oldest first.
+    async fn open_work_orders(&self, agent: AgentId) -> Result<Vec<WorkOrder>>;
+
+    /// Moves a pending work order of `agent` to claimed, atomically. `NotFound` for an
+    /// unknown id, `Forbidden` for another agent's order, `Conflict` when not pending.
+    async fn claim_work_order(
+        &self,
+        id: WorkOrderId,
+        agent: AgentId,
+        now: DateTime<Utc>,
+    ) -> Result<WorkOrder>;
+
+    /// Moves a claimed work order of `agent` to completed or failed. Same errors as
+    /// claiming; `Conflict` when not claimed.
+    async fn finish_work_order(
+        &self,
+        id: WorkOrderId,
+        agent: AgentId,
+        success: bool,
+        now: DateTime<Utc>,
+    ) -> Result<WorkOrder>;
+}
+
+/// What happened to one health record of an upsert batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpsertOutcome {
+    /// Written (new, changed, or refreshed because the stored row was old).
+    Accepted,
+    /// Identical verdict to the stored row, which is recent enough: not rewritten.
+    Unchanged,
+    /// Older than the stored `checked_at`: never overwrites newer.
+    Ignored,
+}
+
+impl UpsertOutcome {
+    /// The contract of [`HealthStore::upsert_health`] for one record against the stored
+    /// row, shared by every store so they cannot drift apart.
+    pub fn decide(
+        stored: Option<&HealthRecord>,
+        incoming: &HealthRecord,
+        rewrite_before: DateTime<Utc>,
+    ) -> Self {
+        let Some(old) = stored else {
+            return Self::Accepted;
+        };
+        if incoming.checked_at < old.checked_at {
+            Self::Ignored
+        } else if old.status == incoming.status
+            && old.summary == incoming.summary
+            && old.checked_at >= rewrite_before
+        {
+            Self::Unchanged
+        } else {
+            Self::Accepted
+        }
+    }
+}
+
+/// The latest health verdict per agent × deployment object.
+#[async_trait]
+pub trait HealthStore: Send + Sync {
+    /// Upserts verdicts keyed by (agent, deployment object). Per record, in input order:
+    /// `Ignored` when older than the stored `checked_at`; `Unchanged` when status and
+    /// summary equal the stored ones and the stored `checked_at` is not before
+    /// `rewrite_before`; else `Accepted` and written. The batch is one transaction.
+    /// Records must have distinct keys (the broker rejects duplicate batches).
+    async fn upsert_health(
+        &self,
+        records: &[HealthRecord],
+        rewrite_before: DateTime<Utc>,
+    ) -> Result<Vec<UpsertOutcome>>;
+
+    /// Verdicts of one object, one per agent.
+    async fn health_of_object(&self, object: DeploymentObjectId) -> Result<Vec<HealthRecord>>;
+
+    /// Verdicts of many objects.
+    async fn health_of_objects(&self, objects: &[DeploymentObjectId]) -> Result<Vec<HealthRecord>>;
+
+    /// Verdicts reported by one agent.
+    async fn health_of_agent(&self, agent: AgentId) -> Result<Vec<HealthRecord>>;
+}
+
+/// Whether a posted diagnostics result was new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultOutcome {
+    /// Stored now; the request moved to completed or failed.
+    Stored,
+    /// The same result was stored before (a retry): nothing changed.
+    AlreadyStored,
+}
+
+/// Diagnostics requests and their results.
+#[async_trait]
+pub trait DiagnosticStore: Send + Sync {
+    /// Stores new requests (one per agent). `Conflict` when an id exists.
+    async fn insert_diagnostic_requests(&self, requests: &[DiagnosticRequest]) -> Result<()>;
+
+    /// The request and its result, if any.
+    async fn get_diagnostic(
+        &self,
+        id: DiagnosticId,
+    ) -> Result<Option<(DiagnosticRequest, Option<DiagnosticOutcome>)>>;
+
+    /// Requests of `agent` that are pending and claimable at `now`, oldest first.
+    async fn pending_diagnostics(
+        &self,
+        agent: AgentId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DiagnosticRequest>>;
+
+    /// The claim, as one atomic conditional transition with the semantics of
+    /// [`DiagnosticRequest::claim`]: only pending, only the owning agent, only before the
+    /// claim deadline; among concurrent claimers exactly one wins, also across broker
+    /// processes. `NotFound` for an unknown id.
+    async fn claim_diagnostic(
+        &self,
+        id: DiagnosticId,
+        agent: AgentId,
+        token: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(DiagnosticRequest, ClaimOutcome)>;
+
+    /// Stores the claimer's one result and finishes the request, atomically. A retry
+    /// with an identical result returns [`ResultOutcome::AlreadyStored`]; a different
+    /// second result is a `Conflict`; `Gone` after expiry; `Forbidden` for another agent.
+    async fn store_diagnostic_result(
+        &self,
+        id: DiagnosticId,
+        agent: AgentId,
+        outcome: &DiagnosticOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<ResultOutcome>;
+
+    /// Deletes requests (and results) whose retention is over at `now`. Idempotent and
+    /// safe to run on every replica at once: each row is deleted once. Returns how many
+    /// this call deleted.
+    async fn delete_expired_diagnostics(&self, now: DateTime<Utc>) -> Result<u64>;
+}
+
+/// Counts for the fleet summary, maintained as writes happen rather than computed by
+/// scanning every health row.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FleetRollup {
+    /// Registered agents.
+    pub agents: u64,
+    /// Agents whose last heartbeat is at or after `stale_before`.
+    pub fresh: u64,
+    /// Agents whose last heartbeat is before `stale_before` but at or after `lost_before`.
+    pub stale: u64,
+    /// Agents never heard of or heard of before `lost_before`.
+    pub lost: u64,
+    /// Stored health rows by status.
+    pub healthy: u64,
+    /// Stored health rows by status.
+    pub unknown: u64,
+    /// Stored health rows by status.
+    pub degraded: u64,
+    /// Stored health rows by status.
+    pub failing: u64,
+    /// Sum of the latest snapshots' CPU capacity (millicores).
+    pub cpu_capacity: i64,
+    /// Sum of the latest snapshots' available CPU (millicores).
+    pub cpu_available: i64,
+    /// Sum of the latest snapshots' memory capacity (bytes).
+    pub memory_capacity: i64,
+    /// Sum of the latest snapshots' available memory (bytes).
+    pub memory_available: i64,
+    /// Sum of node counts.
+    pub nodes: i64,
+    /// Sum of ready node counts.
+    pub nodes_ready: i64,
+}
+
+impl FleetRollup {
+    /// Adds one health row of `status` to the counts.
+    pub fn count_health(&mut self, status: Health, delta: i64) {
+        let slot = match status {
+            Health::Healthy => &mut self.healthy,
+            Health::Unknown => &mut self.unknown,
+            Health::Degraded => &mut self.degraded,
+            Health::Failing => &mut self.failing,
+        };
+        *slot = slot.saturating_add_signed(delta);
+    }
+}
+
+/// The fleet-wide rollup.
+#[async_trait]
+pub trait FleetStore: Send + Sync {
+    /// Counts and sums over the fleet; staleness relative to the two cut-offs.
+    async fn fleet_rollup(
+        &self,
+        stale_before: DateTime<Utc>,
+        lost_before: DateTime<Utc>,
+    ) -> Result<FleetRollup>;
+
+    /// Whether the store is reachable and ready (migrations applied).
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Everything the broker persists.
+pub trait Store:
+    AgentStore
+    + CatalogStore
+    + DeliveryStore
+    + WorkOrderStore
+    + HealthStore
+    + DiagnosticStore
+    + FleetStore
+    + Send
+    + Sync
+{
+}
+
+impl<T> Store for T where
+    T: AgentStore
+        + CatalogStore
+        + DeliveryStore
+        + WorkOrderStore
+        + HealthStore
+        + DiagnosticStore
+        + FleetStore
+        + Send
+        + Sync
+{
+}
+
+#[cfg(feature = "testing")]
+pub mod conformance;
