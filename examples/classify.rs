@@ -74,15 +74,20 @@ fn read(file: &str) -> std::io::Result<String> {
     }
 }
 
-/// The objects in a file: JSON (an object or an array of them) or multi-document YAML.
+/// The objects in a file: JSON (objects, arrays of them, or a stream of either) or
+/// multi-document YAML.
 fn documents(text: &str) -> Result<Vec<Value>, String> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
-        return Ok(match value {
-            Value::Array(items) => items,
-            other => vec![other],
-        });
+        // One value, or several in a row (`kubectl get -w -o json` prints a stream).
+        let mut values = Vec::new();
+        for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
+            match value.map_err(|e| format!("invalid JSON: {e}"))? {
+                Value::Array(items) => values.extend(items),
+                other => values.push(other),
+            }
+        }
+        return Ok(values);
     }
     let mut values = Vec::new();
     for document in serde_yaml_ng::Deserializer::from_str(text) {

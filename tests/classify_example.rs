@@ -103,6 +103,15 @@ fn kind_list_and_stdin_are_read() {
 }
 
 #[test]
+fn a_stream_of_json_objects_is_read() {
+    let stream = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}, "status": {"phase": "Succeeded"}}
+{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "b"}, "status": {"phase": "Failed", "reason": "Evicted"}}"#;
+    let assessment = json(&run(&["-"], Some(stream)));
+    assert_eq!(assessment["health"], "failing");
+    assert_eq!(assessment["conditions"], serde_json::json!(["Evicted"]));
+}
+
+#[test]
 fn several_files_make_one_deployment_object() {
     let out = run(
         &[

@@ -18,8 +18,9 @@ use super::verdict::{
     ResourceStatus, Severity,
 };
 use super::workload::{
-    WorkloadVerdict, assess_cronjob, assess_daemonset, assess_deployment, assess_job, assess_other,
-    assess_pvc, assess_replicaset, assess_service, assess_statefulset, job_outcome,
+    WorkloadVerdict, apply_deletion, assess_cronjob, assess_daemonset, assess_deployment,
+    assess_job, assess_other, assess_pvc, assess_replicaset, assess_service, assess_statefulset,
+    job_outcome,
 };
 
 /// Classifies the observations of one deployment object at `now`.
@@ -124,8 +125,16 @@ pub fn classify(
             }
             Resource::PersistentVolumeClaim(pvc) => assess_pvc(pvc, &ctx, out),
             Resource::Service(svc) => assess_service(svc, &ctx, out),
-            Resource::Other(_) => assess_other(),
+            Resource::Other(o) => assess_other(o, &ctx, out),
         };
+        let mut verdict = verdict;
+        apply_deletion(
+            resource.kind(),
+            resource.meta(),
+            &mut verdict,
+            &ctx,
+            &mut findings,
+        );
         verdicts[i] = Some((verdict, start, findings.len()));
     }
 

@@ -37,6 +37,72 @@ where
     }))
 }
 
+/// Reads an integer leniently: integral floats (`2.0`) and numeric strings (`"3"`) are
+/// accepted, because YAML tooling and hand-written recordings produce them; anything
+/// else non-null is an error.
+fn lenient_opt_int<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    let raw = Option::<Value>::deserialize(deserializer)?;
+    let number = match &raw {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+        Some(_) => None,
+    };
+    number
+        .and_then(|n| T::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "expected an integer, found {}",
+                raw.unwrap_or_default()
+            ))
+        })
+}
+
+fn lenient_int<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i32, D::Error> {
+    lenient_opt_int(deserializer).map(Option::unwrap_or_default)
+}
+
+/// Reads a boolean leniently: `true`/`false` and the strings `"true"`/`"false"`.
+fn lenient_opt_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(b)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a boolean, found {other}"
+        ))),
+    }
+}
+
+fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    lenient_opt_bool(deserializer).map(Option::unwrap_or_default)
+}
+
+/// Reads labels leniently: unquoted YAML scalars (`hash: 2279996225`, `enabled: true`)
+/// become their text; nulls are dropped.
+fn lenient_labels<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw = Option::<BTreeMap<String, Value>>::deserialize(deserializer)?;
+    Ok(raw
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            Value::String(s) => Some((k, s)),
+            Value::Null => None,
+            other => Some((k, other.to_string())),
+        })
+        .collect())
+}
+
 /// The metadata every object carries.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -51,7 +117,7 @@ pub struct ObjectMeta {
     #[serde(default)]
     pub uid: Option<String>,
     /// Generation of the desired state (bumped on every spec change).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub generation: Option<i64>,
     /// When the object was created.
     #[serde(default, deserialize_with = "lenient_time")]
@@ -60,14 +126,58 @@ pub struct ObjectMeta {
     #[serde(default, deserialize_with = "lenient_time")]
     pub deletion_timestamp: Option<DateTime<Utc>>,
     /// Labels.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "lenient_labels")]
     pub labels: BTreeMap<String, String>,
     /// Owners; the one with `controller: true` manages this object.
     #[serde(default, deserialize_with = "nullable")]
     pub owner_references: Vec<OwnerReference>,
+    /// Who last wrote which part, and when (server-side apply bookkeeping). Often left
+    /// out of recordings (`kubectl get` hides it).
+    #[serde(default, deserialize_with = "lenient_managed_fields")]
+    pub managed_fields: Vec<ManagedFieldsEntry>,
+}
+
+/// One writer's entry in `metadata.managedFields`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManagedFieldsEntry {
+    /// The writer, e.g. `kube-controller-manager`.
+    #[serde(default)]
+    pub manager: Option<String>,
+    /// `status` when the entry is about the status subresource.
+    #[serde(default)]
+    pub subresource: Option<String>,
+    /// When the writer last changed its fields.
+    #[serde(default, deserialize_with = "lenient_time")]
+    pub time: Option<DateTime<Utc>>,
+}
+
+/// `managedFields` entries that cannot be read are dropped: they are bookkeeping, never
+/// a reason to reject an object.
+fn lenient_managed_fields<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<ManagedFieldsEntry>, D::Error> {
+    let raw = Option::<Value>::deserialize(deserializer)?;
+    Ok(match raw {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|item| serde_json::from_value(item).ok())
+            .collect(),
+        _ => Vec::new(),
+    })
 }
 
 impl ObjectMeta {
+    /// When a controller last changed the status: the newest `managedFields` entry for
+    /// the status subresource. A controller writes status when its counts move, so this
+    /// is evidence of progress that kinds without conditions otherwise lack.
+    pub fn status_updated_at(&self) -> Option<DateTime<Utc>> {
+        self.managed_fields
+            .iter()
+            .filter(|m| m.subresource.as_deref() == Some("status"))
+            .filter_map(|m| m.time)
+            .max()
+    }
+
     /// The managing owner: the reference marked `controller: true`, else the first one.
     pub fn controller(&self) -> Option<&OwnerReference> {
         self.owner_references
@@ -91,12 +201,13 @@ pub struct OwnerReference {
     #[serde(default)]
     pub uid: Option<String>,
     /// Whether this owner is the managing controller.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_bool")]
     pub controller: Option<bool>,
 }
 
-/// Status of a condition: `True`, `False` or `Unknown` (anything else reads as `Unknown`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Status of a condition: `True`, `False` or `Unknown` (anything else reads as `Unknown`;
+/// YAML booleans, from an unquoted `status: True`, read as what they say).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub enum ConditionStatus {
     /// The condition holds.
     True,
@@ -104,8 +215,19 @@ pub enum ConditionStatus {
     False,
     /// Not known (also any unrecognised value).
     #[default]
-    #[serde(other)]
     Unknown,
+}
+
+impl<'de> Deserialize<'de> for ConditionStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Value::deserialize(deserializer)? {
+            Value::Bool(true) => Self::True,
+            Value::Bool(false) => Self::False,
+            Value::String(s) if s.eq_ignore_ascii_case("true") => Self::True,
+            Value::String(s) if s.eq_ignore_ascii_case("false") => Self::False,
+            _ => Self::Unknown,
+        })
+    }
 }
 
 /// A status condition, as every built-in kind reports them.
@@ -116,7 +238,7 @@ pub struct Condition {
     #[serde(rename = "type", default, deserialize_with = "nullable")]
     pub type_: String,
     /// Whether it holds.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default)]
     pub status: ConditionStatus,
     /// Machine-readable reason, e.g. `Unschedulable`.
     #[serde(default)]
@@ -256,10 +378,10 @@ pub struct ContainerStatus {
     #[serde(default, deserialize_with = "nullable")]
     pub name: String,
     /// Whether the container passes its readiness probe.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub ready: bool,
     /// Restarts so far.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "lenient_int")]
     pub restart_count: i32,
     /// Current state.
     #[serde(default, deserialize_with = "nullable")]
@@ -308,10 +430,10 @@ pub struct StateRunning {
 #[serde(rename_all = "camelCase")]
 pub struct StateTerminated {
     /// Exit code.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "lenient_int")]
     pub exit_code: i32,
     /// Signal, when killed by one.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub signal: Option<i32>,
     /// Reason, e.g. `OOMKilled`, `Error`, `Completed`.
     #[serde(default)]
@@ -348,13 +470,13 @@ pub struct Deployment {
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentSpec {
     /// Desired replicas (API default 1).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub replicas: Option<i32>,
     /// Whether the rollout is paused.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub paused: bool,
     /// Seconds without progress before the controller reports ProgressDeadlineExceeded.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub progress_deadline_seconds: Option<i32>,
 }
 
@@ -363,19 +485,19 @@ pub struct DeploymentSpec {
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadStatus {
     /// Generation the controller last acted on.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub observed_generation: Option<i64>,
     /// Pods that exist (old and new).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub replicas: Option<i32>,
     /// Pods of the current template.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub updated_replicas: Option<i32>,
     /// Ready pods.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub ready_replicas: Option<i32>,
     /// Pods ready for at least minReadySeconds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub available_replicas: Option<i32>,
     /// StatefulSet: revision serving the current pods.
     #[serde(default)]
@@ -407,7 +529,7 @@ pub struct StatefulSet {
 #[serde(rename_all = "camelCase")]
 pub struct StatefulSetSpec {
     /// Desired replicas (API default 1).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub replicas: Option<i32>,
     /// How pods are replaced on a template change.
     #[serde(default, deserialize_with = "nullable")]
@@ -438,7 +560,7 @@ impl UpdateStrategy {
 #[serde(rename_all = "camelCase")]
 pub struct RollingUpdate {
     /// StatefulSet: ordinals below the partition keep the old revision.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub partition: Option<i32>,
 }
 
@@ -470,22 +592,22 @@ pub struct DaemonSetSpec {
 #[serde(rename_all = "camelCase")]
 pub struct DaemonSetStatus {
     /// Generation the controller last acted on.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub observed_generation: Option<i64>,
     /// Nodes that should run the daemon pod.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub desired_number_scheduled: Option<i32>,
     /// Nodes running at least one daemon pod.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub current_number_scheduled: Option<i32>,
     /// Nodes with a ready daemon pod.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub number_ready: Option<i32>,
     /// Nodes with an available daemon pod.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub number_available: Option<i32>,
     /// Nodes running the current template.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub updated_number_scheduled: Option<i32>,
     /// Conditions (rarely set).
     #[serde(default, deserialize_with = "nullable")]
@@ -511,7 +633,7 @@ pub struct ReplicaSet {
 #[serde(rename_all = "camelCase")]
 pub struct ReplicaSetSpec {
     /// Desired replicas (API default 1).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub replicas: Option<i32>,
 }
 
@@ -534,10 +656,10 @@ pub struct Job {
 #[serde(rename_all = "camelCase")]
 pub struct JobSpec {
     /// Whether the Job is suspended.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_bool")]
     pub suspend: Option<bool>,
     /// Successful pods needed (default 1).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub completions: Option<i32>,
 }
 
@@ -549,13 +671,13 @@ pub struct JobStatus {
     #[serde(default, deserialize_with = "nullable")]
     pub conditions: Vec<Condition>,
     /// Running pods.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub active: Option<i32>,
     /// Succeeded pods.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub succeeded: Option<i32>,
     /// Failed pods.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_int")]
     pub failed: Option<i32>,
     /// When the Job started.
     #[serde(default, deserialize_with = "lenient_time")]
@@ -584,7 +706,7 @@ pub struct CronJob {
 #[serde(rename_all = "camelCase")]
 pub struct CronJobSpec {
     /// Whether scheduling is suspended.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_bool")]
     pub suspend: Option<bool>,
 }
 
@@ -731,4 +853,30 @@ pub struct OtherObject {
     /// Metadata.
     #[serde(default, deserialize_with = "nullable")]
     pub metadata: ObjectMeta,
+    /// The conventional parts of a custom status, when it has them.
+    #[serde(default, deserialize_with = "lenient_other_status")]
+    pub status: OtherStatus,
+}
+
+/// The status conventions most controllers follow (`observedGeneration`, `conditions`
+/// with `Ready`, `Stalled`, `Reconciling`), read from any kind's status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OtherStatus {
+    /// Generation the controller last acted on.
+    #[serde(default, deserialize_with = "lenient_opt_int")]
+    pub observed_generation: Option<i64>,
+    /// Conditions.
+    #[serde(default, deserialize_with = "nullable")]
+    pub conditions: Vec<Condition>,
+}
+
+/// A custom status that does not follow the conventions is simply not assessed.
+fn lenient_other_status<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<OtherStatus, D::Error> {
+    let raw = Option::<Value>::deserialize(deserializer)?;
+    Ok(raw
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default())
 }

@@ -121,6 +121,33 @@ pub(crate) fn assess_pod(
         };
     }
 
+    // Rule: on a lost node the kubelet no longer reports, so every status we hold is
+    // stale; the node controller even forces Ready=False and, minutes later, deletes the
+    // pod, which cannot finish either. Unknown is the honest verdict, checked before the
+    // deletion rule for that reason.
+    if node_lost || status.reason.as_deref() == Some("NodeLost") {
+        let message = pod
+            .spec
+            .node_name
+            .as_deref()
+            .map(|node| format!("node {node} stopped reporting; the pod's status is stale"));
+        out.push(ctx.finding(
+            FindingCode::NodeLost,
+            Severity::Unknown,
+            Persistence::Transient,
+            "Pod",
+            meta,
+            "NodeLost".to_owned(),
+            message.as_deref(),
+        ));
+        let phase = if meta.deletion_timestamp.is_some() {
+            Phase::Terminating
+        } else {
+            Phase::Stable
+        };
+        return settled(Health::Unknown, phase);
+    }
+
     // Rule: deletionTimestamp already includes the grace period; a pod still present a
     // minute after it is stuck (finalizers, an unreachable kubelet, a hung preStop).
     if let Some(deleted_at) = meta.deletion_timestamp {
@@ -140,26 +167,6 @@ pub(crate) fn assess_pod(
             return settled(Health::Degraded, Phase::Terminating);
         }
         return settled(Health::Healthy, Phase::Terminating);
-    }
-
-    // Rule: on a lost node the kubelet no longer reports, so every status we hold is
-    // stale; the node controller even forces Ready=False. Unknown is the honest verdict.
-    if node_lost || status.reason.as_deref() == Some("NodeLost") {
-        let message = pod
-            .spec
-            .node_name
-            .as_deref()
-            .map(|node| format!("node {node} stopped reporting; the pod's status is stale"));
-        out.push(ctx.finding(
-            FindingCode::NodeLost,
-            Severity::Unknown,
-            Persistence::Transient,
-            "Pod",
-            meta,
-            "NodeLost".to_owned(),
-            message.as_deref(),
-        ));
-        return settled(Health::Unknown, Phase::Stable);
     }
 
     // Rule: phase Unknown means the pod's state could not be obtained from its node.
@@ -191,9 +198,9 @@ pub(crate) fn assess_pod(
             role,
             started,
             restarts: restarts || role == ContainerRole::Sidecar,
-            // When an init container is in trouble, the regular containers wait on it;
+            // When an init container is in trouble, everything after it waits on it;
             // its own finding explains the delay.
-            quiet_start: role == ContainerRole::Main && init_troubled,
+            quiet_start: init_troubled,
         };
         let verdict = assess_container(cs, &pod_ctx, ctx, out);
         health = health.max(verdict.health);

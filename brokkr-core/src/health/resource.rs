@@ -8,8 +8,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::objects::{
-    CronJob, DaemonSet, Deployment, Job, Node, ObjectMeta, OtherObject, PersistentVolumeClaim, Pod,
-    ReplicaSet, Service, StatefulSet,
+    CronJob, DaemonSet, Deployment, Job, Node, ObjectMeta, OtherObject, OtherStatus,
+    PersistentVolumeClaim, Pod, ReplicaSet, Service, StatefulSet,
 };
 
 /// One Kubernetes object that belongs to a deployment object, typed by kind.
@@ -81,6 +81,7 @@ impl Resource {
                 api_version: "v1".into(),
                 kind: "Node".into(),
                 metadata: n.metadata,
+                status: OtherStatus::default(),
             })),
             Parsed::Ignored => Err(ObjectError::NotAResource),
             Parsed::List(_) => Err(ObjectError::UnexpectedList),
@@ -150,7 +151,7 @@ pub enum ObjectError {
 
 enum Parsed {
     Resource(Box<Resource>),
-    Node(Node),
+    Node(Box<Node>),
     List(Vec<Value>),
     Ignored,
 }
@@ -184,11 +185,52 @@ fn classify_value(value: Value) -> Result<Parsed, ObjectError> {
         Value::Array(_) => return Err(ObjectError::NotAnObject("an array")),
         _ => return Err(ObjectError::NotAnObject("a scalar")),
     };
-    // `kind: List` from kubectl and `PodList`-style kinds from the API both carry items.
-    if kind.ends_with("List")
-        && let Some(Value::Array(items)) = value.get("items")
+    // `kind: List` from kubectl and `PodList`-style kinds from the API both carry items;
+    // the API leaves `kind` out of the items of a typed list, so it comes from the list.
+    if let Some(item_kind) = kind.strip_suffix("List")
+        && let Some(items) = value.get("items")
     {
-        return Ok(Parsed::List(items.clone()));
+        let items = match items {
+            Value::Array(items) => items.clone(),
+            Value::Null => Vec::new(),
+            _ => {
+                return Err(ObjectError::NotAnObject(
+                    "a list whose items are not an array",
+                ));
+            }
+        };
+        return Ok(Parsed::List(
+            items
+                .into_iter()
+                .map(|mut item| {
+                    if let Value::Object(map) = &mut item
+                        && !map.contains_key("kind")
+                        && !item_kind.is_empty()
+                    {
+                        map.insert("kind".into(), Value::String(item_kind.to_owned()));
+                    }
+                    item
+                })
+                .collect(),
+        ));
+    }
+    // Kinds are only what we think they are in their own API group: a Knative `Service`
+    // or a Volcano `Job` is a custom resource, not the built-in kind.
+    let group = value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .map(|v| v.rsplit_once('/').map_or("", |(group, _)| group));
+    let builtin = |groups: &[&str]| group.is_none_or(|g| groups.contains(&g));
+    let recognised = match kind.as_str() {
+        "Pod" | "Service" | "PersistentVolumeClaim" | "Node" => builtin(&[""]),
+        "Event" => builtin(&["", "events.k8s.io"]),
+        "Deployment" | "DaemonSet" | "ReplicaSet" => builtin(&["apps", "extensions"]),
+        "StatefulSet" => builtin(&["apps"]),
+        "Job" | "CronJob" => builtin(&["batch"]),
+        _ => false,
+    };
+    if !recognised {
+        return typed(value, &kind, Resource::Other);
     }
     match kind.as_str() {
         "Pod" => typed(value, &kind, Resource::Pod),
@@ -201,7 +243,7 @@ fn classify_value(value: Value) -> Result<Parsed, ObjectError> {
         "PersistentVolumeClaim" => typed(value, &kind, Resource::PersistentVolumeClaim),
         "Service" => typed(value, &kind, Resource::Service),
         "Node" => serde_json::from_value(value)
-            .map(Parsed::Node)
+            .map(|n| Parsed::Node(Box::new(n)))
             .map_err(|e| ObjectError::BadField {
                 kind,
                 name: String::new(),
@@ -242,7 +284,7 @@ impl Observations {
     pub fn push_value(&mut self, value: Value) -> Result<(), ObjectError> {
         match classify_value(value)? {
             Parsed::Resource(r) => self.resources.push(*r),
-            Parsed::Node(n) => self.nodes.push(n),
+            Parsed::Node(n) => self.nodes.push(*n),
             Parsed::List(items) => {
                 for item in items {
                     self.push_value(item)?;

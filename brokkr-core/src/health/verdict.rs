@@ -192,6 +192,8 @@ pub enum FindingCode {
     LoadBalancerPending,
     /// The deployment object was applied but none of its resources exists.
     Absent,
+    /// A custom resource's controller reports `Stalled=True`: it gave up.
+    Stalled,
 }
 
 /// Identifies a Kubernetes object.

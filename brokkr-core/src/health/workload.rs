@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::context::Ctx;
 use super::objects::{
-    Condition, ConditionStatus, CronJob, DaemonSet, Deployment, Job, ObjectMeta,
+    Condition, ConditionStatus, CronJob, DaemonSet, Deployment, Job, ObjectMeta, OtherObject,
     PersistentVolumeClaim, ReplicaSet, Service, StatefulSet, find_condition,
 };
 use super::verdict::{Finding, FindingCode, Health, Persistence, Phase, Severity};
@@ -43,14 +43,26 @@ impl WorkloadVerdict {
     }
 }
 
-/// Newest timestamp among the conditions and the object's creation: the last sign of
-/// progress the object itself carries.
+/// The last sign of progress the object itself carries: its conditions' times, the
+/// controller's last status write (`managedFields`), and its creation, but creation only
+/// for the first generation: once the spec changed, creation says nothing about when the
+/// current rollout began.
 fn last_progress(meta: &ObjectMeta, conditions: &[Condition]) -> Option<DateTime<Utc>> {
+    let created = meta
+        .creation_timestamp
+        .filter(|_| meta.generation.is_none_or(|g| g <= 1));
     conditions
         .iter()
         .filter_map(Condition::latest_time)
-        .chain(meta.creation_timestamp)
+        .chain(meta.status_updated_at())
+        .chain(created)
         .max()
+}
+
+/// Whether no progress was seen for `rollout_deadline`. Unlike grace periods, a stall is
+/// only claimed from a known anchor: without one the rollout's age cannot be told.
+fn stalled(anchor: Option<DateTime<Utc>>, ctx: &Ctx) -> bool {
+    anchor.is_some() && ctx.past(anchor, ctx.policy.rollout_deadline)
 }
 
 /// Whether the controller has acted on the latest spec. A recording without a
@@ -194,12 +206,7 @@ pub(crate) fn assess_deployment(
     }
     // Rule (missing pods): wanted replicas but none available, and no progress for the
     // rollout deadline. Judged from the workload status, not from the pods given.
-    if available == 0
-        && ctx.past(
-            last_progress(meta, &st.conditions),
-            ctx.policy.rollout_deadline,
-        )
-    {
+    if available == 0 && stalled(last_progress(meta, &st.conditions), ctx) {
         no_replicas(KIND, meta, desired, ctx, out);
         v.health = Health::Failing;
         v.phase = if rollout_incomplete {
@@ -308,7 +315,7 @@ fn assess_replicated(
         return v;
     }
     let anchor = last_progress(meta, conditions).max(evidence);
-    let stalled = ctx.past(anchor, ctx.policy.rollout_deadline);
+    let stalled = stalled(anchor, ctx);
     // A rollout or scale is in flight: pods still to replace or to create. Waiting on an
     // OnDelete strategy or a partition is not (see `update_pending`).
     let rolling = r.update_pending || r.existing != r.desired;
@@ -345,6 +352,28 @@ fn assess_replicated(
         );
         v.health = Health::Failing;
         v.shields = false;
+    } else if r.available < r.desired && stalled {
+        // Rule: nothing to roll out, yet replicas have stayed unavailable for the
+        // rollout deadline: running below strength.
+        let message = format!(
+            "{}/{} available for more than {} minutes",
+            r.available,
+            r.desired,
+            ctx.policy.rollout_deadline.num_minutes()
+        );
+        out.push(
+            ctx.finding(
+                FindingCode::ReplicasUnavailable,
+                Severity::Degraded,
+                Persistence::Transient,
+                kind,
+                meta,
+                "ReplicasUnavailable".to_owned(),
+                Some(&message),
+            )
+            .since(anchor),
+        );
+        v.worsen(Severity::Degraded);
     }
     v.supersedes_failed = v.shields && !in_flight && v.health == Health::Healthy;
     v
@@ -368,8 +397,11 @@ pub(crate) fn assess_statefulset(
         .clamp(0, desired);
     // Ordinals below the partition keep the old revision on purpose, and OnDelete waits
     // for someone to delete pods: neither is an unfinished rollout.
+    // The API omits zero counts; once the controller has written a status, a missing
+    // count is a zero, not an unknown.
+    let written = st.observed_generation.is_some();
     let update_pending = !strategy.is_on_delete()
-        && match st.updated_replicas {
+        && match st.updated_replicas.or(written.then_some(0)) {
             Some(updated) => updated < desired - partition,
             None => partition == 0 && st.current_revision != st.update_revision,
         };
@@ -402,13 +434,22 @@ pub(crate) fn assess_daemonset(
     let st = &d.status;
     let desired = st.desired_number_scheduled.unwrap_or(0).max(0);
     let ready = st.number_ready.unwrap_or(0);
+    // The API omits zero counts; once the controller has written a status, a missing
+    // count is a zero, not an unknown.
+    let written = st.observed_generation.is_some();
     let update_pending = !d.spec.update_strategy.is_on_delete()
-        && st.updated_number_scheduled.is_some_and(|u| u < desired);
+        && st
+            .updated_number_scheduled
+            .or(written.then_some(0))
+            .is_some_and(|u| u < desired);
     let replicas = Replicas {
         desired,
         existing: st.current_number_scheduled.unwrap_or(desired),
         ready,
-        available: st.number_available.unwrap_or(ready),
+        available: st
+            .number_available
+            .or(written.then_some(0))
+            .unwrap_or(ready),
         update_pending,
     };
     assess_replicated(
@@ -655,7 +696,94 @@ pub(crate) fn assess_service(svc: &Service, ctx: &Ctx, out: &mut Vec<Finding>) -
     v
 }
 
-/// Kinds the classifier does not assess are healthy when present.
-pub(crate) fn assess_other() -> WorkloadVerdict {
-    WorkloadVerdict::new(Phase::Stable, None)
+/// Kinds without rules of their own are healthy when present, unless their status
+/// follows the common conventions (as kstatus, Flux, cert-manager and Crossplane do) and
+/// says otherwise: a controller behind on the spec, `Stalled=True`, `Reconciling=True`,
+/// or `Ready=False` for longer than `start_grace`.
+pub(crate) fn assess_other(o: &OtherObject, ctx: &Ctx, out: &mut Vec<Finding>) -> WorkloadVerdict {
+    let (meta, st) = (&o.metadata, &o.status);
+    let mut v = WorkloadVerdict::new(Phase::Stable, None);
+    v.shields = true;
+    v.supersedes_failed = true;
+    if st.observed_generation.is_some() && !generation_observed(meta, st.observed_generation) {
+        generation_pending(&o.kind, meta, ctx, out);
+        v.health = Health::Unknown;
+        v.phase = Phase::Progressing;
+        return v;
+    }
+    let conditions = &st.conditions;
+    if let Some(c) =
+        find_condition(conditions, "Stalled").filter(|c| c.status == ConditionStatus::True)
+    {
+        out.push(
+            ctx.finding(
+                FindingCode::Stalled,
+                Severity::Failing,
+                Persistence::Terminal,
+                &o.kind,
+                meta,
+                c.reason.clone().unwrap_or_else(|| "Stalled".into()),
+                c.message.as_deref(),
+            )
+            .since(c.last_transition_time),
+        );
+        v.health = Health::Failing;
+        v.message.clone_from(&c.message);
+        return v;
+    }
+    if is_true(conditions, "Reconciling") {
+        v.phase = Phase::Progressing;
+    }
+    if let Some(c) =
+        find_condition(conditions, "Ready").filter(|c| c.status == ConditionStatus::False)
+    {
+        v.phase = Phase::Progressing;
+        v.message.clone_from(&c.message);
+        if ctx.past(c.last_transition_time, ctx.policy.start_grace) {
+            out.push(
+                ctx.finding(
+                    FindingCode::NotReady,
+                    Severity::Degraded,
+                    Persistence::Transient,
+                    &o.kind,
+                    meta,
+                    c.reason.clone().unwrap_or_else(|| "NotReady".into()),
+                    c.message.as_deref(),
+                )
+                .since(c.last_transition_time),
+            );
+            v.health = Health::Degraded;
+        }
+    }
+    v
+}
+
+/// Rule for every kind: a deletion that has not finished within `rollout_deadline` is
+/// stuck (finalizers waiting on something). Pods have their own, shorter rule.
+pub(crate) fn apply_deletion(
+    kind: &str,
+    meta: &ObjectMeta,
+    v: &mut WorkloadVerdict,
+    ctx: &Ctx,
+    out: &mut Vec<Finding>,
+) {
+    let Some(deleted_at) = meta.deletion_timestamp else {
+        return;
+    };
+    v.phase = Phase::Terminating;
+    if ctx.past(Some(deleted_at), ctx.policy.rollout_deadline) {
+        out.push(
+            ctx.finding(
+                FindingCode::StuckTerminating,
+                Severity::Degraded,
+                Persistence::Transient,
+                kind,
+                meta,
+                "Terminating".to_owned(),
+                Some("deletion has not finished; finalizers may be waiting"),
+            )
+            .since(Some(deleted_at)),
+        );
+        v.worsen(Severity::Degraded);
+    }
 }
