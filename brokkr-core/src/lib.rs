@@ -13,7 +13,9 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod auth;
 pub mod backlog;
+pub mod broker;
 pub mod clock;
 pub mod diagnostics;
 pub mod error;

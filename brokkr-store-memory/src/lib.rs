@@ -267,6 +267,20 @@ impl DeliveryStore for MemoryStore {
         Ok(applied)
     }
 
+    async fn ensure_deliveries(&self, pairs: &[(AgentId, DeploymentObjectId)]) -> Result<u64> {
+        let mut state = self.write();
+        let mut created = 0;
+        for &(agent, object) in pairs {
+            if let std::collections::btree_map::Entry::Vacant(slot) =
+                state.deliveries.entry((agent, object))
+            {
+                slot.insert(Delivery::pending(agent, object));
+                created += 1;
+            }
+        }
+        Ok(created)
+    }
+
     async fn deliveries_of_object(&self, object: DeploymentObjectId) -> Result<Vec<Delivery>> {
         let state = self.read();
         Ok(state
@@ -547,6 +561,16 @@ impl FleetStore for MemoryStore {
         let state = self.read();
         let mut rollup = state.health_counts.clone();
         rollup.agents = state.agents.len() as u64;
+        rollup.queue_depth = state
+            .deliveries
+            .values()
+            .filter(|d| d.state == brokkr_core::model::DeliveryState::Pending)
+            .count() as u64;
+        rollup.work_order_backlog = state
+            .work_orders
+            .values()
+            .filter(|o| o.status.is_open())
+            .count() as u64;
         for live in state.liveness.values() {
             match live.last_heartbeat_at {
                 Some(t) if t >= stale_before => rollup.fresh += 1,

@@ -322,6 +322,11 @@ fn event(
 
 pub async fn deliveries_follow_reconcile_reports(store: Arc<dyn Store>) {
     let (a, _, o) = world(store.as_ref()).await;
+    assert_eq!(store.ensure_deliveries(&[(a.id, o.id)]).await.unwrap(), 1);
+    assert_eq!(store.ensure_deliveries(&[(a.id, o.id)]).await.unwrap(), 0);
+    let pending = &store.deliveries_of_object(o.id).await.unwrap()[0];
+    assert_eq!(pending.state, DeliveryState::Pending);
+    assert_eq!(pending.acknowledged_at, None);
     let events = [
         event(o.id, ReconcileOutcome::Acknowledged, t0() + secs(1), 0),
         event(o.id, ReconcileOutcome::Failed, t0() + secs(2), 1),

@@ -145,7 +145,11 @@ pub trait DeliveryStore: Send + Sync {
         events: &[DeploymentStatusEvent],
     ) -> Result<u64>;
 
-    /// Deliveries of one object, one per agent that reported it.
+    /// Creates a pending delivery for each (agent, object) pair that has none yet;
+    /// existing deliveries are left as they are. Returns how many were created.
+    async fn ensure_deliveries(&self, pairs: &[(AgentId, DeploymentObjectId)]) -> Result<u64>;
+
+    /// Deliveries of one object, one per agent it was delivered to.
     async fn deliveries_of_object(&self, object: DeploymentObjectId) -> Result<Vec<Delivery>>;
 
     /// Deliveries of one agent, each with its object's `created_at` (for latency).
@@ -333,6 +337,10 @@ pub struct FleetRollup {
     pub nodes: i64,
     /// Sum of ready node counts.
     pub nodes_ready: i64,
+    /// Deliveries not yet acknowledged.
+    pub queue_depth: u64,
+    /// Work orders pending or claimed.
+    pub work_order_backlog: u64,
 }
 
 impl FleetRollup {
