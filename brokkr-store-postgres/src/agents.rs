@@ -1,0 +1,174 @@
+//! `agents`, `agent_keys`, `agent_liveness`.
+
+use async_trait::async_trait;
+use brokkr_core::Result;
+use brokkr_core::ids::AgentId;
+use brokkr_core::model::{Agent, ClusterSnapshot};
+use brokkr_core::store::{AgentLiveness, AgentStore, HeartbeatRecord, Page, PageRequest, PakHash};
+use chrono::{DateTime, Utc};
+use sea_query::{Expr, ExprTrait, Order, PostgresQueryBuilder, Query};
+use sea_query_sqlx::SqlxBinder;
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, Row};
+use uuid::Uuid;
+
+use crate::PgStore;
+use crate::error::Db;
+use crate::rows::{corrupt, get, json};
+
+const COLUMNS: [&str; 5] = ["id", "name", "cluster_name", "labels", "created_at"];
+
+fn agent(row: &PgRow) -> Result<Agent> {
+    Ok(Agent {
+        id: AgentId(get(row, "id")?),
+        name: get(row, "name")?,
+        cluster_name: get(row, "cluster_name")?,
+        labels: json(row, "labels")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+#[async_trait]
+impl AgentStore for PgStore {
+    async fn insert_agent(&self, agent: &Agent, pak_hash: &PakHash) -> Result<()> {
+        let labels = serde_json::to_value(&agent.labels).map_err(|e| corrupt("labels", e))?;
+        let mut tx = self.pool.begin().await.db()?;
+        sqlx::query(
+            "INSERT INTO agents (id, name, cluster_name, labels, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(agent.id.0)
+        .bind(&agent.name)
+        .bind(&agent.cluster_name)
+        .bind(labels)
+        .bind(agent.created_at)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        sqlx::query("INSERT INTO agent_keys (pak_hash, agent_id) VALUES ($1, $2)")
+            .bind(pak_hash.as_slice())
+            .bind(agent.id.0)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        sqlx::query("INSERT INTO agent_liveness (agent_id) VALUES ($1)")
+            .bind(agent.id.0)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        tx.commit().await.db()
+    }
+
+    async fn get_agent(&self, id: AgentId) -> Result<Option<Agent>> {
+        let (sql, values) = Query::select()
+            .columns(COLUMNS)
+            .from("agents")
+            .and_where(Expr::col("id").eq(id.0))
+            .build_sqlx(PostgresQueryBuilder);
+        let row = sqlx::query_with(AssertSqlSafe(sql), values)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
+        row.as_ref().map(agent).transpose()
+    }
+
+    async fn list_agents(&self, page: PageRequest) -> Result<Page<Agent>> {
+        let mut query = Query::select();
+        query
+            .columns(COLUMNS)
+            .from("agents")
+            .order_by("id", Order::Asc)
+            .limit(page.limit as u64 + 1);
+        if let Some(after) = page.after {
+            query.and_where(Expr::col("id").gt(after));
+        }
+        let (sql, values) = query.build_sqlx(PostgresQueryBuilder);
+        let rows = sqlx::query_with(AssertSqlSafe(sql), values)
+            .fetch_all(&self.pool)
+            .await
+            .db()?;
+        let mut items = rows.iter().map(agent).collect::<Result<Vec<_>>>()?;
+        let next = if items.len() > page.limit {
+            items.truncate(page.limit);
+            items.last().map(|a| a.id.0)
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn agent_for_pak(&self, pak_hash: &PakHash) -> Result<Option<AgentId>> {
+        let row = sqlx::query("SELECT agent_id FROM agent_keys WHERE pak_hash = $1")
+            .bind(pak_hash.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
+        row.map(|r| get::<Uuid>(&r, "agent_id").map(AgentId))
+            .transpose()
+    }
+
+    async fn record_heartbeats(&self, beats: &[HeartbeatRecord]) -> Result<u64> {
+        if beats.is_empty() {
+            return Ok(0);
+        }
+        let mut ids = Vec::with_capacity(beats.len());
+        let mut at = Vec::with_capacity(beats.len());
+        let mut checked: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(beats.len());
+        let mut snapshots: Vec<Option<serde_json::Value>> = Vec::with_capacity(beats.len());
+        for beat in beats {
+            ids.push(beat.agent_id.0);
+            at.push(beat.received_at);
+            checked.push(beat.health_checked_at);
+            snapshots.push(if beat.snapshot.is_empty() {
+                None
+            } else {
+                Some(serde_json::to_value(&beat.snapshot).map_err(|e| corrupt("snapshot", e))?)
+            });
+        }
+        // One statement for the whole batch. Per agent only its newest heartbeat of the
+        // batch counts, and never one older than what is stored.
+        let result = sqlx::query(
+            "UPDATE agent_liveness AS l SET
+                 last_heartbeat_at = b.at,
+                 health_checked_at = COALESCE(b.checked, l.health_checked_at),
+                 snapshot = COALESCE(b.snapshot, l.snapshot)
+             FROM (
+                 SELECT DISTINCT ON (id) id, at, checked, snapshot
+                 FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::jsonb[])
+                     AS t(id, at, checked, snapshot)
+                 ORDER BY id, at DESC
+             ) AS b
+             WHERE l.agent_id = b.id
+               AND (l.last_heartbeat_at IS NULL OR l.last_heartbeat_at <= b.at)",
+        )
+        .bind(ids)
+        .bind(at)
+        .bind(checked)
+        .bind(snapshots)
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(result.rows_affected())
+    }
+
+    async fn liveness(&self, id: AgentId) -> Result<Option<AgentLiveness>> {
+        let row = sqlx::query(
+            "SELECT last_heartbeat_at, health_checked_at, snapshot FROM agent_liveness WHERE agent_id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?;
+        let Some(row) = row else { return Ok(None) };
+        let snapshot: Option<serde_json::Value> = get(&row, "snapshot")?;
+        Ok(Some(AgentLiveness {
+            last_heartbeat_at: row
+                .try_get("last_heartbeat_at")
+                .map_err(|e| corrupt("last_heartbeat_at", e))?,
+            health_checked_at: get(&row, "health_checked_at")?,
+            snapshot: snapshot
+                .map(serde_json::from_value::<ClusterSnapshot>)
+                .transpose()
+                .map_err(|e| corrupt("snapshot", e))?,
+        }))
+    }
+}
