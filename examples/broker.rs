@@ -1,50 +1,148 @@
-//! The example broker.
+//! The example broker: the HTTP API over the in-memory store (default) or Postgres.
 //!
-//! Until the HTTP API lands this prints what the broker's heart does: it classifies a
-//! small, built-in deployment object (a Deployment mid-rollout with one crash-looping
-//! pod) and prints the assessment as JSON. Run `cargo run --example classify -- FILE`
-//! to classify your own objects.
+//! ```text
+//! cargo run --example broker                               # 127.0.0.1:3000, in-memory
+//! cargo run --example broker -- --listen 127.0.0.1:8080
+//! DATABASE_URL=postgres://... BROKKR_ADMIN_PAK=brokkr_admin_... \
+//!     cargo run --example broker --features postgres
+//! cargo run --example broker -- --config broker.toml
+//! ```
+//!
+//! The admin key comes from `BROKKR_ADMIN_PAK` (or the config file); with the in-memory
+//! store one is generated and printed when none is given. It never binds to all
+//! interfaces unless `--listen` says so.
 
-use brokkr::health::{HealthPolicy, Observations, classify};
-use chrono::{DateTime, Utc};
-use serde_json::json;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let now: DateTime<Utc> = "2026-03-01T12:00:00Z".parse()?;
-    let objects = json!({"kind": "List", "items": [
-        {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": {"name": "web", "namespace": "shop", "uid": "d-1", "generation": 2,
-                      "creationTimestamp": "2026-02-01T00:00:00Z"},
-         "spec": {"replicas": 2},
-         "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1,
-                    "readyReplicas": 2, "availableReplicas": 2,
-                    "conditions": [
-                      {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
-                       "lastTransitionTime": "2026-02-01T00:01:00Z"},
-                      {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
-                       "lastUpdateTime": "2026-03-01T11:57:00Z",
-                       "lastTransitionTime": "2026-02-01T00:00:00Z"}]}},
-        {"apiVersion": "v1", "kind": "Pod",
-         "metadata": {"name": "web-7c9f-x2k4p", "namespace": "shop",
-                      "labels": {"app": "web", "pod-template-hash": "7c9f"},
-                      "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                           "name": "web-7c9f", "uid": "rs-2", "controller": true}]},
-         "spec": {"containers": [{"name": "web"}]},
-         "status": {"phase": "Running", "startTime": "2026-03-01T11:57:00Z",
-                    "conditions": [{"type": "Ready", "status": "False",
-                                    "lastTransitionTime": "2026-03-01T11:57:00Z"}],
-                    "containerStatuses": [{"name": "web", "ready": false, "restartCount": 4,
-                      "state": {"waiting": {"reason": "CrashLoopBackOff",
-                                            "message": "back-off 1m20s restarting failed container"}},
-                      "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
-                                                   "finishedAt": "2026-03-01T11:59:10Z"}}}]}}
-    ]});
-    let observations = Observations::from_values([objects])?;
-    let assessment = classify(&observations, now, &HealthPolicy::default());
-    println!("{}", serde_json::to_string_pretty(&assessment)?);
-    eprintln!(
-        "\nThe broker's HTTP API is not built yet; this shows the health classifier at its heart.\n\
-         Classify your own objects: cargo run --example classify -- FILE.yaml"
+use brokkr::core::auth::{Pak, Role, hash_pak, looks_like};
+use brokkr::core::broker::{Broker, BrokerConfig};
+use brokkr::core::clock::SystemClock;
+use brokkr::core::store::Store;
+use brokkr::http::{HttpConfig, router, serve, shutdown_signal, spawn_cleanup};
+use clap::Parser;
+use serde::Deserialize;
+
+/// Command line; every flag can also come from the environment or the config file.
+#[derive(Debug, Parser)]
+#[command(about = "Brokkr example broker")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "BROKKR_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// PostgreSQL URL; without it the in-memory store is used.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// TOML config file (keys: listen, database_url, admin_pak, log).
+    #[arg(long, env = "BROKKR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `brokkr=debug,tower_http=info`.
+    #[arg(long, env = "BROKKR_LOG")]
+    log: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    database_url: Option<String>,
+    admin_pak: Option<String>,
+    log: Option<String>,
+}
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), Failure> {
+    let args = Args::parse();
+    let file: FileConfig = match &args.config {
+        Some(path) => toml::from_str(
+            &std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read config {}: {e}", path.display()))?,
+        )
+        .map_err(|e| format!("invalid config {}: {e}", path.display()))?,
+        None => FileConfig::default(),
+    };
+    let filter = args
+        .log
+        .or(file.log)
+        .unwrap_or_else(|| "info,tower_http=warn".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter)?)
+        .init();
+
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)));
+    let database_url = args.database_url.or(file.database_url);
+    let admin_pak = std::env::var("BROKKR_ADMIN_PAK").ok().or(file.admin_pak);
+
+    let store = open_store(database_url.as_deref()).await?;
+    let admin_hash = match admin_pak {
+        Some(key) if looks_like(&key, Role::Admin) => hash_pak(&key),
+        Some(_) => {
+            return Err(
+                "BROKKR_ADMIN_PAK must look like brokkr_admin_<40+ letters and digits>".into(),
+            );
+        }
+        None if database_url.is_some() => {
+            // Several replicas must agree on the key: it cannot be invented here.
+            return Err(
+                "with a database, set BROKKR_ADMIN_PAK (or admin_pak in the config file)".into(),
+            );
+        }
+        None => {
+            let key = Pak::generate(Role::Admin)?;
+            println!("admin key (shown once): {}", key.expose());
+            key.hash()
+        }
+    };
+    let broker: Broker<dyn Store> = Broker::new(
+        store,
+        Arc::new(SystemClock),
+        admin_hash,
+        BrokerConfig::default(),
+    )?;
+    spawn_cleanup(broker.clone(), Duration::from_mins(15));
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    println!(
+        "brokkr broker listening on http://{}",
+        listener.local_addr()?
     );
+    serve(
+        listener,
+        router(broker, &HttpConfig::default()),
+        shutdown_signal(),
+    )
+    .await?;
+    println!("brokkr broker stopped");
     Ok(())
+}
+
+#[cfg(feature = "postgres")]
+async fn open_store(url: Option<&str>) -> Result<Arc<dyn Store>, Failure> {
+    use brokkr::store_postgres::{PgStore, PgStoreOptions};
+    match url {
+        Some(url) => {
+            let store = PgStore::connect(url, &PgStoreOptions::default())
+                .await
+                .map_err(|e| format!("cannot open the database: {e}"))?;
+            Ok(Arc::new(store))
+        }
+        None => Ok(Arc::new(brokkr::store_memory::MemoryStore::new())),
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_store(url: Option<&str>) -> Result<Arc<dyn Store>, Failure> {
+    if url.is_some() {
+        return Err("this build has no Postgres store: run with --features postgres".into());
+    }
+    Ok(Arc::new(brokkr::store_memory::MemoryStore::new()))
 }

@@ -18,6 +18,11 @@ fn api_lists_give_their_items_the_list_kind() {
     let obs = Observations::from_values([list]).unwrap();
     assert_eq!(obs.resources.len(), 2);
     assert!(obs.resources.iter().all(|r| matches!(r, Resource::Pod(_))));
+    let bare = json!({"apiVersion": "v1", "items": [{"kind": "Pod", "metadata": {"name": "c"}}]});
+    assert_eq!(
+        Observations::from_values([bare]).unwrap().resources.len(),
+        1
+    );
     let empty = json!({"apiVersion": "v1", "kind": "List", "items": null});
     let obs = Observations::from_values([empty]).unwrap();
     assert!(obs.resources.is_empty());

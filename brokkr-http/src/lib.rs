@@ -1,5 +1,218 @@
-//! HTTP layer for Brokkr.
+//! The broker's HTTP API.
 //!
-//! This crate will hold the axum `Router` of the broker API (`/api/v1`, auth, problem+json
-//! errors, metrics, OpenAPI) that a host application can mount, and the reqwest client an
-//! agent uses to talk to the broker. It lands with the HTTP issue.
+//! [`router`] builds an axum `Router` with every route of the API under `/api/v1` plus
+//! `/livez` and `/readyz`; a host can mount it under any prefix or serve it with
+//! [`serve`]. Handlers are thin: extract, call the [`Broker`], shape the answer. Limits
+//! (body size, timeout, concurrency), request ids and tracing are tower layers.
+//!
+//! Errors are `application/problem+json` (RFC 9457): 400 malformed JSON or path, 401 no
+//! or bad key, 403 wrong role or not the owner, 404, 409, 410, 413 body too large, 415
+//! not JSON, 422 invalid, 503 store unavailable (with `Retry-After`).
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod extract;
+pub mod problem;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, patch, post};
+use brokkr_core::broker::Broker;
+use brokkr_core::store::Store;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower::limit::ConcurrencyLimitLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::problem::ApiError;
+use crate::routes::{agent, catalog, diagnostics, probes, reads};
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The service.
+    pub broker: Broker<dyn Store>,
+}
+
+/// Limits of the HTTP layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Largest request body in general (1 MiB).
+    pub body_limit: usize,
+    /// Largest deployment object and diagnostics result body (8 MiB).
+    pub large_body_limit: usize,
+    /// Longest a request may take (30 s); then 408.
+    pub request_timeout: Duration,
+    /// Requests served at once; more wait.
+    pub concurrency_limit: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit: 1024 * 1024,
+            large_body_limit: 8 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            concurrency_limit: 1024,
+        }
+    }
+}
+
+/// The API routes (under `/api/v1`) and the probes, with their layers.
+pub fn router(broker: Broker<dyn Store>, config: &HttpConfig) -> Router {
+    let large = DefaultBodyLimit::max(config.large_body_limit);
+    let api = Router::new()
+        .route(
+            "/agents",
+            post(catalog::register_agent).get(catalog::list_agents),
+        )
+        .route("/agents/{id}", get(catalog::get_agent))
+        .route("/agents/{id}/targets", post(catalog::target))
+        .route("/agents/{id}/heartbeat", post(agent::heartbeat))
+        .route("/agents/{id}/target-state", get(agent::target_state))
+        .route(
+            "/agents/{id}/deployment-status",
+            post(agent::deployment_status),
+        )
+        .route("/agents/{id}/health-status", patch(agent::health_status))
+        .route("/agents/{id}/health", get(reads::agent_health))
+        .route(
+            "/agents/{id}/operational-status",
+            get(reads::operational_status),
+        )
+        .route("/agents/{id}/queue-status", get(reads::queue_status))
+        .route(
+            "/agents/{id}/work-orders/pending",
+            get(agent::pending_work_orders),
+        )
+        .route(
+            "/agents/{id}/diagnostics/pending",
+            get(diagnostics::pending),
+        )
+        .route("/stacks", post(catalog::create_stack))
+        .route(
+            "/stacks/{id}/deployment-objects",
+            post(catalog::add_deployment_object).layer(large),
+        )
+        .route("/stacks/{id}/health", get(reads::stack_health))
+        .route(
+            "/deployment-objects/{id}",
+            get(catalog::get_deployment_object),
+        )
+        .route("/deployment-objects/{id}/health", get(reads::object_health))
+        .route(
+            "/deployment-objects/{id}/diagnostics",
+            post(diagnostics::request),
+        )
+        .route("/work-orders", post(agent::create_work_order))
+        .route("/work-orders/{id}/claim", post(agent::claim_work_order))
+        .route(
+            "/work-orders/{id}/complete",
+            post(agent::complete_work_order),
+        )
+        .route("/fleet/summary", get(reads::fleet_summary))
+        .route("/diagnostics/{id}", get(diagnostics::get))
+        .route("/diagnostics/{id}/claim", post(diagnostics::claim))
+        .route(
+            "/diagnostics/{id}/result",
+            post(diagnostics::result).layer(large),
+        );
+
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/livez", get(probes::livez))
+        .route("/readyz", get(probes::readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(AppState { broker })
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(TraceLayer::new_for_http())
+                .layer(CatchPanicLayer::custom(|_| {
+                    axum::response::IntoResponse::into_response(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error",
+                    ))
+                }))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    config.request_timeout,
+                ))
+                .layer(ConcurrencyLimitLayer::new(config.concurrency_limit))
+                .layer(DefaultBodyLimit::max(config.body_limit)),
+        )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this route",
+    )
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then finishes the requests in
+/// flight.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// Runs diagnostics cleanup every `every` until the process ends (safe on every replica).
+pub fn spawn_cleanup(broker: Broker<dyn Store>, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            ticker.tick().await;
+            match broker.cleanup().await {
+                Ok(deleted) if deleted > 0 => tracing::info!(deleted, "diagnostics cleanup"),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "diagnostics cleanup failed"),
+            }
+        }
+    })
+}

@@ -179,6 +179,8 @@ fn classify_value(value: Value) -> Result<Parsed, ObjectError> {
     let kind = match &value {
         Value::Object(map) => match map.get("kind").and_then(Value::as_str) {
             Some(kind) => kind.to_owned(),
+            // A bare `{items: [...]}` wrapper is a list whose kind was left out.
+            None if map.get("items").is_some_and(Value::is_array) => "List".to_owned(),
             None => return Err(ObjectError::MissingKind),
         },
         Value::Null => return Err(ObjectError::NotAnObject("null")),

@@ -1,0 +1,8 @@
+//! Handlers, one module per area of the API. Each is a thin translation: extract,
+//! call the broker, shape the answer.
+
+pub(crate) mod agent;
+pub(crate) mod catalog;
+pub(crate) mod diagnostics;
+pub(crate) mod probes;
+pub(crate) mod reads;

@@ -1,0 +1,60 @@
+//! Health, operational and queue reads, and the fleet summary.
+
+use axum::Json;
+use axum::extract::State;
+use brokkr_core::backlog::QueueStatus;
+use brokkr_core::broker::{
+    AgentHealth, FleetSummary, ObjectHealth, OperationalStatus, StackHealth,
+};
+use brokkr_core::ids::{AgentId, DeploymentObjectId, StackId};
+
+use crate::AppState;
+use crate::extract::{ApiPath, Caller};
+use crate::problem::ApiError;
+
+pub(crate) async fn object_health(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiPath(id): ApiPath<DeploymentObjectId>,
+) -> Result<Json<ObjectHealth>, ApiError> {
+    Ok(Json(state.broker.object_health(&who, id).await?))
+}
+
+pub(crate) async fn stack_health(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiPath(id): ApiPath<StackId>,
+) -> Result<Json<StackHealth>, ApiError> {
+    Ok(Json(state.broker.stack_health(&who, id).await?))
+}
+
+pub(crate) async fn agent_health(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiPath(id): ApiPath<AgentId>,
+) -> Result<Json<AgentHealth>, ApiError> {
+    Ok(Json(state.broker.agent_health(&who, id).await?))
+}
+
+pub(crate) async fn operational_status(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiPath(id): ApiPath<AgentId>,
+) -> Result<Json<OperationalStatus>, ApiError> {
+    Ok(Json(state.broker.operational_status(&who, id).await?))
+}
+
+pub(crate) async fn queue_status(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiPath(id): ApiPath<AgentId>,
+) -> Result<Json<QueueStatus>, ApiError> {
+    Ok(Json(state.broker.queue_status(&who, id).await?))
+}
+
+pub(crate) async fn fleet_summary(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Json<FleetSummary>, ApiError> {
+    Ok(Json(state.broker.fleet_summary(&who).await?))
+}

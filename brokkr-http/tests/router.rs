@@ -1,0 +1,825 @@
+//! The router driven with `oneshot`: every route's happy path, its errors, and who may
+//! call it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use brokkr_core::auth::hash_pak;
+use brokkr_core::broker::{Broker, BrokerConfig};
+use brokkr_core::clock::SystemClock;
+use brokkr_core::store::Store;
+use brokkr_http::{HttpConfig, router};
+use brokkr_store_memory::MemoryStore;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const ADMIN: &str = "brokkr_admin_0123456789abcdefghijABCDEFGHIJ0123456789abc";
+
+struct Api {
+    router: Router,
+}
+
+struct Reply {
+    status: StatusCode,
+    content_type: String,
+    body: Value,
+}
+
+impl Api {
+    fn new() -> Self {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let broker = Broker::new(
+            store,
+            Arc::new(SystemClock),
+            hash_pak(ADMIN),
+            BrokerConfig::default(),
+        )
+        .unwrap();
+        Self {
+            router: router(broker, &HttpConfig::default()),
+        }
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Body,
+        json: bool,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        if json {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        match body {
+            Some(b) => {
+                self.raw(method, path, key, Body::from(b.to_string()), true)
+                    .await
+            }
+            None => self.raw(method, path, key, Body::empty(), false).await,
+        }
+    }
+}
+
+/// An admin, one agent targeting a stack with one object, and another agent.
+struct World {
+    api: Api,
+    agent: String,
+    agent_key: String,
+    other: String,
+    other_key: String,
+    stack: String,
+    object: String,
+}
+
+async fn world() -> World {
+    let api = Api::new();
+    let register = |name: &'static str| {
+        let api = &api;
+        async move {
+            let r = api
+                .call(
+                    Method::POST,
+                    "/api/v1/agents",
+                    Some(ADMIN),
+                    Some(json!({"name": name, "cluster_name": "c"})),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+            (
+                r.body["id"].as_str().unwrap().to_owned(),
+                r.body["pak"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let (agent, agent_key) = register("edge-1").await;
+    let (other, other_key) = register("edge-2").await;
+    let stack = api
+        .call(
+            Method::POST,
+            "/api/v1/stacks",
+            Some(ADMIN),
+            Some(json!({"name": "shop"})),
+        )
+        .await;
+    assert_eq!(stack.status, StatusCode::CREATED);
+    let stack = stack.body["id"].as_str().unwrap().to_owned();
+    let target = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/agents/{agent}/targets"),
+            Some(ADMIN),
+            Some(json!({"stack_id": stack})),
+        )
+        .await;
+    assert_eq!(target.status, StatusCode::CREATED);
+    let object = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/stacks/{stack}/deployment-objects"),
+            Some(ADMIN),
+            Some(json!({"yaml_content": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n"})),
+        )
+        .await;
+    assert_eq!(object.status, StatusCode::CREATED, "{:?}", object.body);
+    assert_eq!(object.body["sequence_id"], 1);
+    let object = object.body["id"].as_str().unwrap().to_owned();
+    World {
+        api,
+        agent,
+        agent_key,
+        other,
+        other_key,
+        stack,
+        object,
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339()
+}
+
+fn assert_problem(reply: &Reply, status: StatusCode) {
+    assert_eq!(reply.status, status, "{:?}", reply.body);
+    assert_eq!(reply.content_type, "application/problem+json");
+    assert_eq!(reply.body["status"], status.as_u16());
+    assert!(reply.body["detail"].is_string());
+    assert!(reply.body["type"].as_str().unwrap().starts_with("https://"));
+}
+
+#[tokio::test]
+async fn the_agent_flow_from_heartbeat_to_diagnostics() {
+    let w = world().await;
+    let (a, key) = (&w.agent, Some(w.agent_key.as_str()));
+    let api = &w.api;
+
+    let beat = api
+        .call(Method::POST, &format!("/api/v1/agents/{a}/heartbeat"), key,
+              Some(json!({"cluster_cpu_capacity": 4000, "cluster_cpu_available": 1500, "node_count": 3, "node_ready_count": 3, "health_checked_at": now()})))
+        .await;
+    assert_eq!(beat.status, StatusCode::NO_CONTENT);
+    let bare = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/agents/{a}/heartbeat"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(
+        bare.status,
+        StatusCode::NO_CONTENT,
+        "a heartbeat without a body is fine"
+    );
+
+    let state = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/agents/{a}/target-state"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(state.status, StatusCode::OK);
+    assert_eq!(state.body["deployment_objects"][0]["id"], w.object.as_str());
+
+    let status = api
+        .call(Method::POST, &format!("/api/v1/agents/{a}/deployment-status"), key,
+              Some(json!({"events": [{"deployment_object_id": w.object, "outcome": "applied", "attempted_at": now(), "retry_count": 0, "reconciliation_duration_ms": 420}]})))
+        .await;
+    assert_eq!(status.status, StatusCode::OK, "{:?}", status.body);
+    assert_eq!(status.body["accepted"], 1);
+
+    let health = api
+        .call(Method::PATCH, &format!("/api/v1/agents/{a}/health-status"), key,
+              Some(json!({"deployment_objects": [{"id": w.object, "status": "failing", "checked_at": now(),
+                  "summary": {"pods_ready": 0, "pods_total": 1, "conditions": ["ImagePullBackOff"], "resources": [{"kind": "Pod", "name": "web-0", "namespace": "shop", "ready": false, "message": "ImagePullBackOff"}]}}]})))
+        .await;
+    assert_eq!(health.status, StatusCode::OK, "{:?}", health.body);
+    assert_eq!(
+        (
+            health.body["accepted"].as_u64(),
+            health.body["unchanged"].as_u64(),
+            health.body["ignored"].as_u64()
+        ),
+        (Some(1), Some(0), Some(0))
+    );
+
+    let stack = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/stacks/{}/health", w.stack),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(stack.status, StatusCode::OK);
+    assert_eq!(stack.body["overall_status"], "failing");
+    assert_eq!(
+        stack.body["deployment_objects"][0]["agents"][0]["summary"]["conditions"][0],
+        "ImagePullBackOff"
+    );
+    let object = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/deployment-objects/{}/health", w.object),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(object.body["status"], "failing");
+    assert_eq!(object.body["agents"][0]["stale"], false);
+    let mine = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/agents/{a}/health"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(mine.body["deployment_objects"][0]["status"], "failing");
+    let delivered = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/deployment-objects/{}", w.object),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(delivered.body["deliveries"][0]["state"], "applied");
+    assert_eq!(
+        delivered.body["deliveries"][0]["reconciliation_duration_ms"],
+        420
+    );
+    let ops = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/agents/{a}/operational-status"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(ops.body["staleness"], "fresh");
+    assert_eq!(ops.body["snapshot"]["cluster_cpu_capacity"], 4000);
+    let queue = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/agents/{a}/queue-status"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(queue.body["queue_depth"], 0);
+    let fleet = api
+        .call(Method::GET, "/api/v1/fleet/summary", Some(ADMIN), None)
+        .await;
+    assert_eq!(fleet.body["agents"]["total"], 2);
+    assert_eq!(fleet.body["health"]["failing"], 1);
+    assert_eq!(fleet.body["capacity"]["cpu_capacity"], 4000);
+
+    // Diagnostics: request, poll, claim (retry with the token), answer once.
+    let requested = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/deployment-objects/{}/diagnostics", w.object),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(
+        requested.status,
+        StatusCode::ACCEPTED,
+        "{:?}",
+        requested.body
+    );
+    assert_eq!(requested.body["status"], "pending");
+    let id = requested.body["request_id"].as_str().unwrap().to_owned();
+    let pending = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/agents/{a}/diagnostics/pending"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(pending.body["requests"][0]["id"], id.as_str());
+    let claim = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/diagnostics/{id}/claim"),
+            key,
+            Some(json!({"claim_token": "k1"})),
+        )
+        .await;
+    assert_eq!(claim.status, StatusCode::OK);
+    assert_eq!(claim.body["status"], "claimed");
+    let retry = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/diagnostics/{id}/claim"),
+            key,
+            Some(json!({"claim_token": "k1"})),
+        )
+        .await;
+    assert_eq!(retry.status, StatusCode::OK);
+    let stolen = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/diagnostics/{id}/claim"),
+            key,
+            None,
+        )
+        .await;
+    assert_problem(&stolen, StatusCode::CONFLICT);
+    let bundle = json!({"collected_at": now(), "pod_statuses": [{"name": "web-0", "namespace": "shop", "phase": "Pending", "conditions": [],
+        "container_statuses": [{"name": "web", "init": false, "ready": false, "state": "waiting", "reason": "ImagePullBackOff", "restart_count": 0}]}],
+        "events": [], "log_tails": {"web-0/web": ["pulling image"]}});
+    let result = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/diagnostics/{id}/result"),
+            key,
+            Some(bundle.clone()),
+        )
+        .await;
+    assert_eq!(result.status, StatusCode::CREATED, "{:?}", result.body);
+    let again = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/diagnostics/{id}/result"),
+            key,
+            Some(bundle),
+        )
+        .await;
+    assert_eq!(
+        again.status,
+        StatusCode::CREATED,
+        "an identical retry is accepted"
+    );
+    let different = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/diagnostics/{id}/result"),
+            key,
+            Some(json!({"failed": "gave up"})),
+        )
+        .await;
+    assert_problem(&different, StatusCode::CONFLICT);
+    let view = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/diagnostics/{id}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(view.body["status"], "completed");
+    assert_eq!(
+        view.body["result"]["log_tails"]["web-0/web"][0],
+        "pulling image"
+    );
+
+    // Work orders.
+    let order = api
+        .call(
+            Method::POST,
+            "/api/v1/work-orders",
+            Some(ADMIN),
+            Some(json!({"agent_id": a, "kind": "restart", "payload": {}})),
+        )
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED, "{:?}", order.body);
+    let oid = order.body["id"].as_str().unwrap().to_owned();
+    let open = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/agents/{a}/work-orders/pending"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(open.body["work_orders"][0]["id"], oid.as_str());
+    let claimed = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/work-orders/{oid}/claim"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(claimed.body["status"], "claimed");
+    let twice = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/work-orders/{oid}/claim"),
+            key,
+            None,
+        )
+        .await;
+    assert_problem(&twice, StatusCode::CONFLICT);
+    let done = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/work-orders/{oid}/complete"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(done.body["status"], "completed");
+
+    let list = api
+        .call(Method::GET, "/api/v1/agents?limit=1", Some(ADMIN), None)
+        .await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+    let cursor = list.body["next_cursor"].as_str().unwrap().to_owned();
+    let rest = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/agents?limit=1&cursor={cursor}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(rest.body["items"].as_array().unwrap().len(), 1);
+    assert!(rest.body["next_cursor"].is_null());
+}
+
+#[tokio::test]
+async fn bad_requests_are_problems_never_server_errors() {
+    let w = world().await;
+    let api = &w.api;
+    let a = &w.agent;
+    let key = Some(w.agent_key.as_str());
+    let hb = format!("/api/v1/agents/{a}/heartbeat");
+
+    let malformed = api
+        .raw(Method::POST, &hb, key, Body::from("{not json"), true)
+        .await;
+    assert_problem(&malformed, StatusCode::BAD_REQUEST);
+    let not_json = api
+        .raw(
+            Method::POST,
+            "/api/v1/stacks",
+            Some(ADMIN),
+            Body::from("name=x"),
+            false,
+        )
+        .await;
+    assert_problem(&not_json, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let wrong_type = api
+        .call(Method::POST, &hb, key, Some(json!({"node_count": "three"})))
+        .await;
+    assert_problem(&wrong_type, StatusCode::UNPROCESSABLE_ENTITY);
+    let negative = api
+        .call(Method::POST, &hb, key, Some(json!({"node_count": -1})))
+        .await;
+    assert_problem(&negative, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        negative.body["errors"][0]["field"]
+            .as_str()
+            .unwrap()
+            .contains("node_count")
+    );
+    let over = api
+        .call(
+            Method::POST,
+            &hb,
+            key,
+            Some(json!({"cluster_memory_capacity": 10, "cluster_memory_available": 20})),
+        )
+        .await;
+    assert_problem(&over, StatusCode::UNPROCESSABLE_ENTITY);
+    let bad_id = api
+        .call(Method::GET, "/api/v1/agents/not-a-uuid", Some(ADMIN), None)
+        .await;
+    assert_problem(&bad_id, StatusCode::BAD_REQUEST);
+    let unknown = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/agents/{}", uuid::Uuid::nil()),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_problem(&unknown, StatusCode::NOT_FOUND);
+    let no_route = api
+        .call(Method::GET, "/api/v1/nothing", Some(ADMIN), None)
+        .await;
+    assert_problem(&no_route, StatusCode::NOT_FOUND);
+    let wrong_method = api
+        .call(Method::DELETE, "/api/v1/stacks", Some(ADMIN), None)
+        .await;
+    assert_problem(&wrong_method, StatusCode::METHOD_NOT_ALLOWED);
+    let limit = api
+        .call(Method::GET, "/api/v1/agents?limit=501", Some(ADMIN), None)
+        .await;
+    assert_problem(&limit, StatusCode::UNPROCESSABLE_ENTITY);
+    let huge = api
+        .raw(
+            Method::POST,
+            "/api/v1/stacks",
+            Some(ADMIN),
+            Body::from(format!("{{\"name\": \"{}\"}}", "x".repeat(2 * 1024 * 1024))),
+            true,
+        )
+        .await;
+    assert_problem(&huge, StatusCode::PAYLOAD_TOO_LARGE);
+    // Deployment objects may be larger than other bodies (up to 8 MiB).
+    let big_yaml = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  blob: {}\n",
+        "y".repeat(2 * 1024 * 1024)
+    );
+    let big = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/stacks/{}/deployment-objects", w.stack),
+            Some(ADMIN),
+            Some(json!({"yaml_content": big_yaml})),
+        )
+        .await;
+    assert_eq!(big.status, StatusCode::CREATED, "{:?}", big.body);
+    let future = api
+        .call(Method::PATCH, &format!("/api/v1/agents/{a}/health-status"), key,
+              Some(json!({"deployment_objects": [{"id": w.object, "status": "healthy", "checked_at": "2999-01-01T00:00:00Z", "summary": {"pods_ready": 0, "pods_total": 0, "conditions": [], "resources": []}}]})))
+        .await;
+    assert_problem(&future, StatusCode::UNPROCESSABLE_ENTITY);
+    let unknown_status = api
+        .call(Method::PATCH, &format!("/api/v1/agents/{a}/health-status"), key,
+              Some(json!({"deployment_objects": [{"id": w.object, "status": "sad", "checked_at": now(), "summary": {}}]})))
+        .await;
+    assert_problem(&unknown_status, StatusCode::UNPROCESSABLE_ENTITY);
+    let dup = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/agents/{a}/health-status"),
+            key,
+            Some(json!({"deployment_objects": [
+                  {"id": w.object, "status": "healthy", "checked_at": now(), "summary": {}},
+                  {"id": w.object, "status": "failing", "checked_at": now(), "summary": {}}]})),
+        )
+        .await;
+    assert_problem(&dup, StatusCode::UNPROCESSABLE_ENTITY);
+    let result_unclaimed = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/diagnostics/{}/result", uuid::Uuid::nil()),
+            key,
+            Some(json!({"failed": "x"})),
+        )
+        .await;
+    assert_problem(&result_unclaimed, StatusCode::NOT_FOUND);
+    // Optional bodies: absent is fine, even with a JSON content type; present must be JSON.
+    let empty_json = api.raw(Method::POST, &hb, key, Body::empty(), true).await;
+    assert_eq!(empty_json.status, StatusCode::NO_CONTENT);
+    let form = api
+        .raw(Method::POST, &hb, key, Body::from("a=b"), false)
+        .await;
+    assert_problem(&form, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let broken = api
+        .raw(
+            Method::POST,
+            &hb,
+            key,
+            Body::from("{\"node_count\": "),
+            true,
+        )
+        .await;
+    assert_problem(&broken, StatusCode::BAD_REQUEST);
+    let live = api.call(Method::GET, "/livez", None, None).await;
+    assert_eq!(live.status, StatusCode::OK);
+    let ready = api.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(ready.status, StatusCode::OK);
+}
+
+/// Every route × {no key, bad key, admin, owning agent, other agent}.
+#[tokio::test]
+async fn authorization_matrix() {
+    let w = world().await;
+    let (a, o, s) = (&w.agent, &w.object, &w.stack);
+    let bad = "brokkr_agent_0000000000000000000000000000000000000000000";
+    let ok_admin = "admin";
+    // (method, path, body, who may: "admin" | "agent" | "both")
+    let routes: Vec<(Method, String, Option<Value>, &str)> = vec![
+        (Method::GET, "/api/v1/agents".into(), None, ok_admin),
+        (Method::GET, format!("/api/v1/agents/{a}"), None, "both"),
+        (
+            Method::POST,
+            "/api/v1/stacks".into(),
+            Some(json!({"name": "x"})),
+            ok_admin,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/stacks/{s}/deployment-objects"),
+            Some(json!({"yaml_content": "kind: ConfigMap"})),
+            ok_admin,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/deployment-objects/{o}"),
+            None,
+            ok_admin,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/agents/{a}/targets"),
+            Some(json!({"stack_id": s})),
+            ok_admin,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/agents/{a}/heartbeat"),
+            Some(json!({})),
+            "agent",
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/agents/{a}/target-state"),
+            None,
+            "both",
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/agents/{a}/deployment-status"),
+            Some(json!({"events": []})),
+            "agent",
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/agents/{a}/health-status"),
+            Some(json!({"deployment_objects": []})),
+            "agent",
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/agents/{a}/health"),
+            None,
+            "both",
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/agents/{a}/operational-status"),
+            None,
+            "both",
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/agents/{a}/queue-status"),
+            None,
+            "both",
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/agents/{a}/work-orders/pending"),
+            None,
+            "both",
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/agents/{a}/diagnostics/pending"),
+            None,
+            "both",
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/deployment-objects/{o}/health"),
+            None,
+            ok_admin,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/stacks/{s}/health"),
+            None,
+            ok_admin,
+        ),
+        (Method::GET, "/api/v1/fleet/summary".into(), None, ok_admin),
+        (
+            Method::POST,
+            "/api/v1/work-orders".into(),
+            Some(json!({"agent_id": a, "kind": "k", "payload": {}})),
+            ok_admin,
+        ),
+    ];
+    for (method, path, body, allowed) in routes {
+        let none = w.api.call(method.clone(), &path, None, body.clone()).await;
+        assert_problem(&none, StatusCode::UNAUTHORIZED);
+        let wrong = w
+            .api
+            .call(method.clone(), &path, Some(bad), body.clone())
+            .await;
+        assert_problem(&wrong, StatusCode::UNAUTHORIZED);
+        for (who, key) in [
+            ("admin", ADMIN),
+            ("agent", w.agent_key.as_str()),
+            ("other", w.other_key.as_str()),
+        ] {
+            let reply = w
+                .api
+                .call(method.clone(), &path, Some(key), body.clone())
+                .await;
+            let may = match (allowed, who) {
+                ("both", "admin" | "agent") => true,
+                (role, who) => role == who,
+            };
+            if may {
+                assert!(
+                    reply.status.is_success(),
+                    "{who} {method} {path}: {} {:?}",
+                    reply.status,
+                    reply.body
+                );
+            } else {
+                assert_problem(&reply, StatusCode::FORBIDDEN);
+            }
+        }
+    }
+    // Agent-scoped claims: the other agent cannot claim or answer this agent's request.
+    let requested = w
+        .api
+        .call(
+            Method::POST,
+            &format!("/api/v1/deployment-objects/{o}/diagnostics"),
+            Some(ADMIN),
+            Some(json!({"agent_id": a})),
+        )
+        .await;
+    let id = requested.body["request_id"].as_str().unwrap().to_owned();
+    let by_other = w
+        .api
+        .call(
+            Method::POST,
+            &format!("/api/v1/diagnostics/{id}/claim"),
+            Some(&w.other_key),
+            None,
+        )
+        .await;
+    assert_problem(&by_other, StatusCode::FORBIDDEN);
+    let by_admin = w
+        .api
+        .call(
+            Method::POST,
+            &format!("/api/v1/diagnostics/{id}/claim"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_problem(&by_admin, StatusCode::FORBIDDEN);
+    let read_by_agent = w
+        .api
+        .call(
+            Method::GET,
+            &format!("/api/v1/diagnostics/{id}"),
+            Some(&w.agent_key),
+            None,
+        )
+        .await;
+    assert_problem(&read_by_agent, StatusCode::FORBIDDEN);
+    // The other agent may not report objects of a stack it does not target.
+    let foreign = w
+        .api
+        .call(Method::PATCH, &format!("/api/v1/agents/{}/health-status", w.other), Some(&w.other_key),
+              Some(json!({"deployment_objects": [{"id": o, "status": "healthy", "checked_at": now(), "summary": {}}]})))
+        .await;
+    assert_problem(&foreign, StatusCode::UNPROCESSABLE_ENTITY);
+}
