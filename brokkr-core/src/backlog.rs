@@ -13,6 +13,7 @@ use crate::model::{Delivery, DeliveryState, WorkOrder};
 
 /// Percentiles of a set of latencies, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LatencyStats {
     /// Median.
     pub p50: u64,
@@ -73,6 +74,7 @@ impl Default for BacklogPolicy {
 
 /// The queue of one agent, as served by `GET /agents/{id}/queue-status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueStatus {
     /// The agent.
     pub agent_id: AgentId,

@@ -111,6 +111,7 @@ pub struct RegisteredAgent {
 
 /// An agent with its liveness.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentView {
     /// The agent.
     #[serde(flatten)]
@@ -123,6 +124,7 @@ pub struct AgentView {
 
 /// A deployment object with its per-agent reconcile status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentObjectView {
     /// The object.
     #[serde(flatten)]
@@ -133,6 +135,7 @@ pub struct DeploymentObjectView {
 
 /// Why one item of a batch was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rejected {
     /// The item's deployment object id.
     pub id: DeploymentObjectId,
@@ -143,6 +146,7 @@ pub struct Rejected {
 /// Outcome of a health report batch; `accepted + unchanged + ignored + rejected` is the
 /// batch length.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthReportResult {
     /// Rows written.
     pub accepted: u64,
@@ -156,6 +160,7 @@ pub struct HealthReportResult {
 
 /// Outcome of a deployment-status batch.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusReportResult {
     /// Events accepted (stale ones among them change nothing).
     pub accepted: u64,
@@ -165,6 +170,7 @@ pub struct StatusReportResult {
 
 /// One agent's verdict on one object, as read back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentHealthEntry {
     /// The agent.
     pub agent_id: AgentId,
@@ -182,6 +188,7 @@ pub struct AgentHealthEntry {
 
 /// Health of one deployment object across agents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ObjectHealth {
     /// The object.
     pub deployment_object_id: DeploymentObjectId,
@@ -195,6 +202,7 @@ pub struct ObjectHealth {
 
 /// Health of a stack: its effective (latest) deployment object across agents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StackHealth {
     /// The stack.
     pub stack_id: StackId,
@@ -206,6 +214,7 @@ pub struct StackHealth {
 
 /// One object inside [`StackHealth`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StackObjectHealth {
     /// The object.
     pub id: DeploymentObjectId,
@@ -217,6 +226,7 @@ pub struct StackObjectHealth {
 
 /// Every verdict of one agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentHealth {
     /// The agent.
     pub agent_id: AgentId,
@@ -226,6 +236,7 @@ pub struct AgentHealth {
 
 /// One object inside [`AgentHealth`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentObjectHealth {
     /// The object.
     pub id: DeploymentObjectId,
@@ -236,6 +247,7 @@ pub struct AgentObjectHealth {
 
 /// Reconcile figures of one agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReconcileStats {
     /// Objects whose last attempt failed.
     pub objects_failing: u64,
@@ -247,6 +259,7 @@ pub struct ReconcileStats {
 
 /// Liveness, latest snapshot and reconcile figures of one agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OperationalStatus {
     /// The agent.
     pub agent_id: AgentId,
@@ -266,6 +279,7 @@ pub struct OperationalStatus {
 
 /// The fleet at a glance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FleetSummary {
     /// Agents by staleness.
     pub agents: FleetAgents,
@@ -281,6 +295,7 @@ pub struct FleetSummary {
 
 /// Agents by staleness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FleetAgents {
     /// All registered.
     pub total: u64,
@@ -294,6 +309,7 @@ pub struct FleetAgents {
 
 /// Verdicts by status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FleetHealth {
     /// Healthy.
     pub healthy: u64,
@@ -307,6 +323,7 @@ pub struct FleetHealth {
 
 /// Capacity sums.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FleetCapacity {
     /// Millicores.
     pub cpu_capacity: i64,
@@ -324,6 +341,7 @@ pub struct FleetCapacity {
 
 /// Queue totals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FleetQueue {
     /// Deliveries not yet acknowledged.
     pub depth_total: u64,
@@ -333,6 +351,7 @@ pub struct FleetQueue {
 
 /// A diagnostics request with its result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiagnosticView {
     /// The request (status as of now: an overdue request reads `expired`).
     #[serde(flatten)]

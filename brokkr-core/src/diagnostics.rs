@@ -27,6 +27,7 @@ use crate::ids::{AgentId, DeploymentObjectId, DiagnosticId};
 
 /// Where a diagnostics request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DiagnosticStatus {
     /// Waiting for the agent to claim it.
@@ -111,6 +112,7 @@ impl DiagnosticPolicy {
 
 /// A request for a diagnostics bundle of one deployment object from one agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiagnosticRequest {
     /// The request's id.
     pub id: DiagnosticId,

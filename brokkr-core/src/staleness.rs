@@ -12,6 +12,7 @@ use crate::error::{Result, Violations};
 
 /// Freshness of an agent, ordered from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Staleness {
     /// Heard from recently.

@@ -1,7 +1,7 @@
 //! The broker's HTTP API.
 //!
 //! [`router`] builds an axum `Router` with every route of the API under `/api/v1` plus
-//! `/livez` and `/readyz`; a host can mount it under any prefix or serve it with
+//! `/livez`, `/readyz`, the OpenAPI document at `/openapi.json` and Swagger UI at `/docs`; a host can mount it under any prefix or serve it with
 //! [`serve`]. Handlers are thin: extract, call the [`Broker`], shape the answer. Limits
 //! (body size, timeout, concurrency), request ids and tracing are tower layers.
 //!
@@ -12,6 +12,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod extract;
+pub mod openapi;
 pub mod problem;
 mod routes;
 
@@ -131,6 +132,7 @@ pub fn router(broker: Broker<dyn Store>, config: &HttpConfig) -> Router {
         .nest("/api/v1", api)
         .route("/livez", get(probes::livez))
         .route("/readyz", get(probes::readyz))
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(AppState { broker })

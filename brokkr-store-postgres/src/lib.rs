@@ -9,8 +9,8 @@
 //! sequence numbers come from a row update, and read-decide-write batches (health,
 //! deliveries) run in a transaction holding a per-agent advisory lock.
 //!
-//! One module per table family: [`agents`], [`catalog`], [`deliveries`],
-//! [`work_orders`], [`health`], [`diagnostics`], [`fleet`].
+//! One module per table family: `agents`, `catalog`, `deliveries`,
+//! `work_orders`, `health`, `diagnostics`, `fleet`.
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Health {
     /// Works as intended (possibly still on its way: see [`Phase::Progressing`]).
     #[default]
@@ -56,6 +57,7 @@ impl std::str::FromStr for Health {
 
 /// Where something is in its life cycle (independent of how well it works).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// On its way to the desired state.
@@ -90,6 +92,7 @@ impl Phase {
 
 /// How much a finding weighs: the health it imposes on its resource, or `info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth knowing; does not affect health.
@@ -116,6 +119,7 @@ impl Severity {
 
 /// Whether a problem may clear by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Persistence {
     /// May resolve without intervention (back-off, scheduling, a late Secret).
@@ -126,6 +130,7 @@ pub enum Persistence {
 
 /// What a finding is about, as a stable code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum FindingCode {
     /// The image reference cannot be parsed.
     InvalidImageName,
@@ -198,6 +203,7 @@ pub enum FindingCode {
 
 /// Identifies a Kubernetes object.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResourceRef {
     /// Kind, e.g. `Pod`.
     pub kind: String,
@@ -209,6 +215,7 @@ pub struct ResourceRef {
 
 /// Which role a container plays in its pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ContainerRole {
     /// A regular container.
@@ -221,6 +228,7 @@ pub enum ContainerRole {
 
 /// The container a finding is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContainerRef {
     /// Container name.
     pub name: String,
@@ -230,6 +238,7 @@ pub struct ContainerRef {
 
 /// How many of a controller's pods share a finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Affected {
     /// Pods with the finding.
     pub n: u32,
@@ -239,6 +248,7 @@ pub struct Affected {
 
 /// One typed reason behind a verdict.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Finding {
     /// What it is.
     pub code: FindingCode,
@@ -269,6 +279,7 @@ pub struct Finding {
 
 /// The verdict on one resource.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResourceStatus {
     /// Kind.
     pub kind: String,
@@ -289,6 +300,7 @@ pub struct ResourceStatus {
 
 /// The verdict on one deployment object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Assessment {
     /// Worst health of any resource.
     pub health: Health,

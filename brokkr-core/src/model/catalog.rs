@@ -12,6 +12,7 @@ use crate::ids::{AgentId, DeploymentObjectId, StackId};
 
 /// A registered agent: the broker's view of one cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Agent {
     /// The agent's id.
     pub id: AgentId,
@@ -28,6 +29,7 @@ pub struct Agent {
 
 /// Registration payload for a new agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewAgent {
     /// Human-chosen agent name; must not be blank.
     pub name: String,
@@ -64,6 +66,7 @@ impl NewAgent {
 
 /// A stack: a named, versioned group of manifests deployed to the agents that target it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Stack {
     /// The stack's id.
     pub id: StackId,
@@ -78,6 +81,7 @@ pub struct Stack {
 
 /// Creation payload for a new stack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewStack {
     /// Human-chosen stack name; must not be blank.
     pub name: String,
@@ -109,6 +113,7 @@ impl NewStack {
 /// One version of a stack's manifests. Objects of a stack are ordered by `sequence_id`;
 /// only the latest one is the stack's desired state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentObject {
     /// The object's id.
     pub id: DeploymentObjectId,
@@ -127,6 +132,7 @@ pub struct DeploymentObject {
 
 /// Creation payload for a new deployment object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewDeploymentObject {
     /// The manifests (multi-document YAML); must not be blank, even for a deletion marker,
     /// because the agent needs them to know what to delete.
@@ -154,6 +160,7 @@ impl NewDeploymentObject {
 
 /// An agent targets a stack: it should run the stack's latest deployment object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Target {
     /// The agent that runs the stack.
     pub agent_id: AgentId,
@@ -165,6 +172,7 @@ pub struct Target {
 
 /// Payload of `POST /agents/{id}/targets`; the agent comes from the path.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewTarget {
     /// The stack to target.
     pub stack_id: StackId,

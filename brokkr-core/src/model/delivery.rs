@@ -10,6 +10,7 @@ use crate::ids::{AgentId, DeploymentObjectId, WorkOrderId};
 
 /// Where one deployment object stands on one agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
     /// The object is waiting for the agent to pick it up.
@@ -24,6 +25,7 @@ pub enum DeliveryState {
 
 /// Why an apply attempt failed, in categories an operator can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FailureReason {
     /// The manifests do not parse or the API server rejected them as invalid.
@@ -42,6 +44,7 @@ pub enum FailureReason {
 
 /// The reconcile status of one deployment object on one agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delivery {
     /// The agent the object is delivered to.
     pub agent_id: AgentId,
@@ -133,6 +136,7 @@ impl Delivery {
 
 /// The result an agent reports for one reconcile attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReconcileOutcome {
     /// The agent received the object.
@@ -145,6 +149,7 @@ pub enum ReconcileOutcome {
 
 /// One reconcile attempt reported by an agent (an item of `POST .../deployment-status`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentStatusEvent {
     /// The object the attempt was about.
     pub deployment_object_id: DeploymentObjectId,
@@ -189,6 +194,7 @@ impl DeploymentStatusEvent {
 
 /// Lifecycle of a work order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WorkOrderStatus {
     /// Waiting for the agent to claim it.
@@ -210,6 +216,7 @@ impl WorkOrderStatus {
 
 /// A one-off job for one agent; `kind` selects the handler, `payload` is its input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkOrder {
     /// The order's id.
     pub id: WorkOrderId,
@@ -219,6 +226,7 @@ pub struct WorkOrder {
     pub kind: String,
     /// Handler input; opaque to the broker.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: serde_json::Value,
     /// Current status.
     pub status: WorkOrderStatus,
@@ -234,6 +242,7 @@ pub struct WorkOrder {
 
 /// Creation payload for a work order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewWorkOrder {
     /// The agent that should run it.
     pub agent_id: AgentId,
@@ -241,6 +250,7 @@ pub struct NewWorkOrder {
     pub kind: String,
     /// Handler input.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: serde_json::Value,
 }
 

@@ -13,6 +13,7 @@ use crate::error::{Result, Violations};
 
 /// One condition of a pod, as Kubernetes reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PodConditionReport {
     /// Condition type, e.g. `Ready` or `PodScheduled`.
     #[serde(rename = "type")]
@@ -29,6 +30,7 @@ pub struct PodConditionReport {
 
 /// The state a container is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ContainerState {
     /// Not running yet (pulling, crash-looping, ...); `reason` says why.
@@ -41,6 +43,7 @@ pub enum ContainerState {
 
 /// One container of a pod (init containers included, flagged by `init`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContainerStatusReport {
     /// Container name.
     pub name: String,
@@ -67,6 +70,7 @@ pub struct ContainerStatusReport {
 
 /// The status of one pod of the diagnosed deployment object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PodStatusReport {
     /// Pod name.
     pub name: String,
@@ -84,6 +88,7 @@ pub struct PodStatusReport {
 
 /// A Kubernetes event about one of the diagnosed resources (deduplicated by the agent).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventReport {
     /// `Normal` or `Warning`.
     #[serde(rename = "type")]
@@ -105,6 +110,7 @@ pub struct EventReport {
 
 /// Everything an agent collected for a diagnostics request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiagnosticBundle {
     /// When the agent collected the bundle (agent clock).
     pub collected_at: DateTime<Utc>,
@@ -184,6 +190,42 @@ impl<'de> Deserialize<'de> for DiagnosticOutcome {
         DiagnosticBundle::deserialize(value)
             .map(Self::Bundle)
             .map_err(D::Error::custom)
+    }
+}
+
+/// The wire form has two shapes, so its schema is written by hand: the bundle, or
+/// `{"failed": "<reason>"}`.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for DiagnosticOutcome {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name("DiagnosticBundle"))
+            .item(
+                ObjectBuilder::new()
+                    .property(
+                        "failed",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .description(Some("why no bundle could be collected")),
+                    )
+                    .required("failed"),
+            )
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for DiagnosticOutcome {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push(("DiagnosticBundle".into(), DiagnosticBundle::schema()));
+        <DiagnosticBundle as utoipa::ToSchema>::schemas(schemas);
     }
 }
 

@@ -14,6 +14,7 @@ use crate::ids::{AgentId, DeploymentObjectId};
 
 /// One Kubernetes resource of a deployment object and whether it is ready.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResourceSummary {
     /// Resource kind, e.g. `Deployment`.
     pub kind: String,
@@ -31,6 +32,7 @@ pub struct ResourceSummary {
 
 /// What explains a verdict: pod counts, display reasons and per-resource readiness.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthSummary {
     /// Pods of the object that are ready.
     pub pods_ready: u32,
@@ -45,6 +47,7 @@ pub struct HealthSummary {
     /// Structured findings of the classifier. Kept as raw JSON here so the model does not
     /// have to change whenever the classifier's finding type grows a field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub findings: Vec<serde_json::Value>,
     /// Lifecycle phase, e.g. `progressing` or `stable`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +95,7 @@ impl HealthSummary {
 
 /// The verdict for one deployment object in a health report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthReportItem {
     /// The deployment object.
     pub id: DeploymentObjectId,
@@ -128,6 +132,7 @@ impl HealthReportItem {
 
 /// The body of `PATCH /agents/{id}/health-status`: a batch of verdicts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthReport {
     /// One verdict per deployment object.
     #[serde(default)]
@@ -178,6 +183,7 @@ impl HealthReport {
 
 /// The broker's stored verdict for one agent × deployment object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthRecord {
     /// The reporting agent.
     pub agent_id: AgentId,

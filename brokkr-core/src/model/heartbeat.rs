@@ -14,6 +14,7 @@ use crate::error::{Result, Violations};
 /// negative value from a buggy agent is rejected by [`ClusterSnapshot::validate`] with a
 /// clear message instead of failing to parse.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClusterSnapshot {
     /// Allocatable CPU of all nodes, in millicores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +116,7 @@ impl ClusterSnapshot {
 /// The body of `POST /agents/{id}/heartbeat`: snapshot fields at the top level plus the
 /// end of the agent's last complete health cycle.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Heartbeat {
     /// The cluster snapshot; its fields sit at the top level of the JSON object.
     #[serde(flatten)]

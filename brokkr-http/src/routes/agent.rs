@@ -12,8 +12,30 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::extract::{ApiJson, ApiPath, Caller, OptionalJson};
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problem};
+#[allow(unused_imports)]
+use uuid::Uuid;
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/heartbeat",
+    tag = "agent",
+    params(("id" = Uuid, Path, description = "agent id")),
+    request_body(content = Option<Heartbeat>, description = "optional JSON body", content_type = "application/json"),
+    responses(
+        (status = 204, description = "recorded"),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -25,12 +47,31 @@ pub(crate) async fn heartbeat(
 }
 
 /// `GET /agents/{id}/target-state` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TargetStateBody {
     /// The latest object of every targeted stack.
     pub deployment_objects: Vec<DeploymentObject>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}/target-state",
+    tag = "agent",
+    params(("id" = Uuid, Path, description = "agent id")),
+    responses(
+        (status = 200, description = "the latest object of every targeted stack", body = TargetStateBody),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn target_state(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -41,11 +82,31 @@ pub(crate) async fn target_state(
 }
 
 /// `POST /agents/{id}/deployment-status` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct StatusBody {
     events: Vec<DeploymentStatusEvent>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/deployment-status",
+    tag = "agent",
+    params(("id" = Uuid, Path, description = "agent id")),
+    request_body(content = StatusBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "accepted and rejected events", body = StatusReportResult),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn deployment_status(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -60,6 +121,26 @@ pub(crate) async fn deployment_status(
     ))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/agents/{id}/health-status",
+    tag = "agent",
+    params(("id" = Uuid, Path, description = "agent id")),
+    request_body(content = HealthReport, content_type = "application/json"),
+    responses(
+        (status = 200, description = "accepted, unchanged, ignored and rejected items", body = HealthReportResult),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn health_status(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -70,12 +151,31 @@ pub(crate) async fn health_status(
 }
 
 /// A list of work orders.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkOrdersBody {
     /// Pending and claimed orders, oldest first.
     pub work_orders: Vec<WorkOrder>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}/work-orders/pending",
+    tag = "work orders",
+    params(("id" = Uuid, Path, description = "agent id")),
+    responses(
+        (status = 200, description = "pending and claimed work orders", body = WorkOrdersBody),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn pending_work_orders(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -85,6 +185,26 @@ pub(crate) async fn pending_work_orders(
     Ok(Json(WorkOrdersBody { work_orders }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/work-orders",
+    tag = "work orders",
+    request_body(content = NewWorkOrder, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the work order", body = WorkOrder),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn create_work_order(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -96,6 +216,26 @@ pub(crate) async fn create_work_order(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/work-orders/{id}/claim",
+    tag = "work orders",
+    params(("id" = Uuid, Path, description = "work order id")),
+    responses(
+        (status = 200, description = "claimed", body = WorkOrder),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn claim_work_order(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -105,7 +245,7 @@ pub(crate) async fn claim_work_order(
 }
 
 /// `POST /work-orders/{id}/complete` body (optional).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub(crate) struct CompleteBody {
     success: bool,
@@ -117,6 +257,27 @@ impl Default for CompleteBody {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/work-orders/{id}/complete",
+    tag = "work orders",
+    params(("id" = Uuid, Path, description = "work order id")),
+    request_body(content = Option<CompleteBody>, description = "optional JSON body", content_type = "application/json"),
+    responses(
+        (status = 200, description = "completed or failed", body = WorkOrder),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn complete_work_order(
     State(state): State<AppState>,
     Caller(who): Caller,

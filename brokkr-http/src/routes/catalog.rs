@@ -17,10 +17,10 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problem};
 
 /// `POST /agents` answer: the agent and its key, shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RegisteredAgentBody {
     /// The agent.
     #[serde(flatten)]
@@ -29,6 +29,26 @@ pub struct RegisteredAgentBody {
     pub pak: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents",
+    tag = "catalog",
+    request_body(content = NewAgent, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the agent and its key, shown once", body = RegisteredAgentBody),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn register_agent(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -45,18 +65,18 @@ pub(crate) async fn register_agent(
 }
 
 /// Query of `GET /agents`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct ListQuery {
     limit: Option<usize>,
     cursor: Option<Uuid>,
     staleness: Option<Staleness>,
 }
 
-/// A page of a listing.
-#[derive(Debug, Serialize)]
-pub struct PageBody<T> {
-    /// The items.
-    pub items: Vec<T>,
+/// A page of agents.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AgentPage {
+    /// The agents, ordered by id.
+    pub items: Vec<AgentView>,
     /// Pass as `cursor` for the next page; absent on the last.
     pub next_cursor: Option<Uuid>,
 }
@@ -64,11 +84,30 @@ pub struct PageBody<T> {
 /// Largest page.
 pub const MAX_PAGE: usize = 500;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents",
+    tag = "catalog",
+    params(("limit" = Option<usize>, Query, description = "page size, 1..=500 (default 100)"), ("cursor" = Option<Uuid>, Query, description = "next_cursor of the previous page"), ("staleness" = Option<Staleness>, Query, description = "only agents in this state")),
+    responses(
+        (status = 200, description = "a page of agents", body = AgentPage),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list_agents(
     State(state): State<AppState>,
     Caller(who): Caller,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<PageBody<AgentView>>, ApiError> {
+) -> Result<Json<AgentPage>, ApiError> {
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_PAGE {
         return Err(Error::invalid("limit", format!("must be between 1 and {MAX_PAGE}")).into());
@@ -84,12 +123,31 @@ pub(crate) async fn list_agents(
             query.staleness,
         )
         .await?;
-    Ok(Json(PageBody {
+    Ok(Json(AgentPage {
         items: page.items,
         next_cursor: page.next,
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}",
+    tag = "catalog",
+    params(("id" = Uuid, Path, description = "agent id")),
+    responses(
+        (status = 200, description = "the agent", body = AgentView),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn get_agent(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -98,6 +156,26 @@ pub(crate) async fn get_agent(
     Ok(Json(state.broker.get_agent(&who, id).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/stacks",
+    tag = "catalog",
+    request_body(content = NewStack, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the stack", body = Stack),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn create_stack(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -110,7 +188,7 @@ pub(crate) async fn create_stack(
 }
 
 /// `POST /stacks/{id}/deployment-objects` answer (the YAML is not echoed).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedObjectBody {
     /// The object.
     pub id: DeploymentObjectId,
@@ -124,6 +202,27 @@ pub struct CreatedObjectBody {
     pub created_at: DateTime<Utc>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/stacks/{id}/deployment-objects",
+    tag = "catalog",
+    params(("id" = Uuid, Path, description = "stack id")),
+    request_body(content = NewDeploymentObject, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the object, with its sequence id", body = CreatedObjectBody),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn add_deployment_object(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -143,6 +242,25 @@ pub(crate) async fn add_deployment_object(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployment-objects/{id}",
+    tag = "catalog",
+    params(("id" = Uuid, Path, description = "deployment object id")),
+    responses(
+        (status = 200, description = "the object with per-agent deliveries", body = DeploymentObjectView),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn get_deployment_object(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -151,6 +269,26 @@ pub(crate) async fn get_deployment_object(
     Ok(Json(state.broker.deployment_object(&who, id).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/targets",
+    tag = "catalog",
+    params(("id" = Uuid, Path, description = "agent id")),
+    request_body(content = NewTarget, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the target (idempotent)", body = Target),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn target(
     State(state): State<AppState>,
     Caller(who): Caller,

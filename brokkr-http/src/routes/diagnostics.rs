@@ -12,16 +12,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::extract::{ApiJson, ApiPath, Caller, OptionalJson};
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problem};
+#[allow(unused_imports)]
+use uuid::Uuid;
 
 /// `POST /deployment-objects/{id}/diagnostics` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub(crate) struct RequestBody {
     agent_id: Option<AgentId>,
 }
 
 /// One created request.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedRequest {
     /// The request.
     pub request_id: DiagnosticId,
@@ -35,7 +37,7 @@ pub struct CreatedRequest {
 
 /// `POST /deployment-objects/{id}/diagnostics` answer (202): the first request at the top
 /// level, every request (one per agent running the object) in `requests`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RequestedBody {
     /// The first request.
     #[serde(flatten)]
@@ -53,6 +55,27 @@ fn created(r: &DiagnosticRequest) -> CreatedRequest {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployment-objects/{id}/diagnostics",
+    tag = "diagnostics",
+    params(("id" = Uuid, Path, description = "deployment object id")),
+    request_body(content = Option<RequestBody>, description = "optional JSON body", content_type = "application/json"),
+    responses(
+        (status = 202, description = "requested, one per agent running the object", body = RequestedBody),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn request(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -79,7 +102,7 @@ pub(crate) async fn request(
 }
 
 /// `GET /diagnostics/{id}` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DiagnosticBody {
     /// The request.
     pub request_id: DiagnosticId,
@@ -106,6 +129,25 @@ pub struct DiagnosticBody {
     pub result: Option<DiagnosticOutcome>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/diagnostics/{id}",
+    tag = "diagnostics",
+    params(("id" = Uuid, Path, description = "diagnostics request id")),
+    responses(
+        (status = 200, description = "status and result", body = DiagnosticBody),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -128,7 +170,7 @@ pub(crate) async fn get(
 }
 
 /// One pending request as an agent sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PendingRequest {
     /// The request.
     pub id: DiagnosticId,
@@ -143,12 +185,31 @@ pub struct PendingRequest {
 }
 
 /// `GET /agents/{id}/diagnostics/pending` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PendingBody {
     /// Claimable requests, oldest first.
     pub requests: Vec<PendingRequest>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}/diagnostics/pending",
+    tag = "diagnostics",
+    params(("id" = Uuid, Path, description = "agent id")),
+    responses(
+        (status = 200, description = "claimable requests", body = PendingBody),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn pending(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -170,13 +231,13 @@ pub(crate) async fn pending(
 }
 
 /// `POST /diagnostics/{id}/claim` body (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub(crate) struct ClaimBody {
     claim_token: Option<String>,
 }
 
 /// `POST /diagnostics/{id}/claim` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ClaimedBody {
     /// The request.
     pub request_id: DiagnosticId,
@@ -188,6 +249,28 @@ pub struct ClaimedBody {
     pub deployment_object_id: DeploymentObjectId,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/diagnostics/{id}/claim",
+    tag = "diagnostics",
+    params(("id" = Uuid, Path, description = "diagnostics request id")),
+    request_body(content = Option<ClaimBody>, description = "optional JSON body", content_type = "application/json"),
+    responses(
+        (status = 200, description = "claimed (or retried by the holder)", body = ClaimedBody),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "expired", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn claim(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -207,7 +290,7 @@ pub(crate) async fn claim(
 }
 
 /// `POST /diagnostics/{id}/result` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ResultBody {
     /// The request.
     pub request_id: DiagnosticId,
@@ -215,6 +298,28 @@ pub struct ResultBody {
     pub stored: &'static str,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/diagnostics/{id}/result",
+    tag = "diagnostics",
+    params(("id" = Uuid, Path, description = "diagnostics request id")),
+    request_body(content = DiagnosticOutcome, content_type = "application/json"),
+    responses(
+        (status = 201, description = "stored (or an identical retry)", body = ResultBody),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "expired", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn result(
     State(state): State<AppState>,
     Caller(who): Caller,

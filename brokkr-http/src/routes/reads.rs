@@ -10,8 +10,29 @@ use brokkr_core::ids::{AgentId, DeploymentObjectId, StackId};
 
 use crate::AppState;
 use crate::extract::{ApiPath, Caller};
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problem};
+#[allow(unused_imports)]
+use uuid::Uuid;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployment-objects/{id}/health",
+    tag = "health",
+    params(("id" = Uuid, Path, description = "deployment object id")),
+    responses(
+        (status = 200, description = "per-agent health and worst-of", body = ObjectHealth),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn object_health(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -20,6 +41,25 @@ pub(crate) async fn object_health(
     Ok(Json(state.broker.object_health(&who, id).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/stacks/{id}/health",
+    tag = "health",
+    params(("id" = Uuid, Path, description = "stack id")),
+    responses(
+        (status = 200, description = "overall status and per object per agent", body = StackHealth),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn stack_health(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -28,6 +68,25 @@ pub(crate) async fn stack_health(
     Ok(Json(state.broker.stack_health(&who, id).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}/health",
+    tag = "health",
+    params(("id" = Uuid, Path, description = "agent id")),
+    responses(
+        (status = 200, description = "every verdict of the agent", body = AgentHealth),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn agent_health(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -36,6 +95,25 @@ pub(crate) async fn agent_health(
     Ok(Json(state.broker.agent_health(&who, id).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}/operational-status",
+    tag = "fleet",
+    params(("id" = Uuid, Path, description = "agent id")),
+    responses(
+        (status = 200, description = "liveness, snapshot, reconcile figures", body = OperationalStatus),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn operational_status(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -44,6 +122,25 @@ pub(crate) async fn operational_status(
     Ok(Json(state.broker.operational_status(&who, id).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}/queue-status",
+    tag = "fleet",
+    params(("id" = Uuid, Path, description = "agent id")),
+    responses(
+        (status = 200, description = "queue depth, backlog, delivery latency", body = QueueStatus),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn queue_status(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -52,6 +149,24 @@ pub(crate) async fn queue_status(
     Ok(Json(state.broker.queue_status(&who, id).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/fleet/summary",
+    tag = "fleet",
+    responses(
+        (status = 200, description = "the fleet at a glance", body = FleetSummary),
+        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn fleet_summary(
     State(state): State<AppState>,
     Caller(who): Caller,

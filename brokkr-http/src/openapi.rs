@@ -1,0 +1,71 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the types'
+//! `ToSchema` derives, served at `/openapi.json` with Swagger UI at `/docs`.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{agent, catalog, diagnostics, reads};
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Brokkr broker API",
+        description = "Fleet health for multi-cluster Kubernetes: agents report, operators ask. \
+                       Errors are application/problem+json.",
+    ),
+    paths(
+        catalog::register_agent,
+        catalog::list_agents,
+        catalog::get_agent,
+        catalog::create_stack,
+        catalog::add_deployment_object,
+        catalog::get_deployment_object,
+        catalog::target,
+        agent::heartbeat,
+        agent::target_state,
+        agent::deployment_status,
+        agent::health_status,
+        agent::pending_work_orders,
+        agent::create_work_order,
+        agent::claim_work_order,
+        agent::complete_work_order,
+        reads::object_health,
+        reads::stack_health,
+        reads::agent_health,
+        reads::operational_status,
+        reads::queue_status,
+        reads::fleet_summary,
+        diagnostics::request,
+        diagnostics::get,
+        diagnostics::pending,
+        diagnostics::claim,
+        diagnostics::result,
+    ),
+    modifiers(&BearerKeys),
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer scheme the paths' `security` refers to.
+struct BearerKeys;
+
+impl Modify for BearerKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("PAK")
+                    .description(Some("brokkr_<role>_<key>"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
