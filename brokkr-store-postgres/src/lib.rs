@@ -22,6 +22,8 @@ mod error;
 mod fleet;
 mod health;
 mod rows;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod work_orders;
 
 use std::time::Duration;
