@@ -11,18 +11,21 @@ use brokkr::http::{HttpConfig, router, serve};
 use brokkr::store_postgres::testing::fresh_store;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use sqlx::Executor;
 
 const ADMIN: &str = "brokkr_admin_0123456789abcdefghijABCDEFGHIJ0123456789abc";
 
 struct Server {
     base: String,
+    store: brokkr::store_postgres::PgStore,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     http: reqwest::Client,
 }
 
 async fn start() -> Server {
-    let store: Arc<dyn Store> = Arc::new(fresh_store().await);
+    let pg = fresh_store().await;
+    let store: Arc<dyn Store> = Arc::new(pg.clone());
     let broker = Broker::new(
         store,
         Arc::new(SystemClock),
@@ -42,6 +45,7 @@ async fn start() -> Server {
     ));
     Server {
         base,
+        store: pg,
         stop,
         task,
         http: reqwest::Client::new(),
@@ -75,6 +79,15 @@ impl Server {
             },
         )
     }
+}
+
+/// Forgets the applied migrations, as a database restored from an old backup would.
+async fn sqlx_unmigrate(s: &Server) {
+    s.store
+        .pool()
+        .execute("DELETE FROM _sqlx_migrations")
+        .await
+        .unwrap();
 }
 
 fn now() -> String {
@@ -217,6 +230,31 @@ async fn agents_report_and_operators_read_over_http_on_postgres() {
         .send(Method::GET, &format!("/diagnostics/{d}"), ADMIN, None)
         .await;
     assert_eq!(view["status"], "failed");
+
+    // Readiness follows the store: migrations missing → 503 problem with Retry-After.
+    let ready = s
+        .http
+        .get(s.base.replace("/api/v1", "/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    sqlx_unmigrate(&s).await;
+    let unready = s
+        .http
+        .get(s.base.replace("/api/v1", "/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(unready.headers().contains_key("retry-after"));
+    let live = s
+        .http
+        .get(s.base.replace("/api/v1", "/livez"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
 
     // Graceful shutdown: the server stops when asked and the task ends cleanly.
     s.stop.send(()).unwrap();
