@@ -55,7 +55,17 @@ struct FileConfig {
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
-async fn main() -> Result<(), Failure> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Failure> {
     let args = Args::parse();
     let file: FileConfig = match &args.config {
         Some(path) => toml::from_str(
@@ -68,7 +78,7 @@ async fn main() -> Result<(), Failure> {
     let filter = args
         .log
         .or(file.log)
-        .unwrap_or_else(|| "info,tower_http=warn".to_owned());
+        .unwrap_or_else(|| "info,tower_http=warn,sqlx=warn".to_owned());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter)?)
         .init();
