@@ -28,6 +28,74 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
+/// The error responses every API operation may give, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+pub enum ErrorResponses {
+    /// 400.
+    #[response(
+        status = 400,
+        description = "malformed JSON, path or query",
+        content_type = "application/problem+json"
+    )]
+    BadRequest(Problem),
+    /// 401.
+    #[response(
+        status = 401,
+        description = "missing or unknown key",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+    /// 403.
+    #[response(
+        status = 403,
+        description = "wrong role or not the owner",
+        content_type = "application/problem+json"
+    )]
+    Forbidden(Problem),
+    /// 404.
+    #[response(
+        status = 404,
+        description = "unknown entity",
+        content_type = "application/problem+json"
+    )]
+    NotFound(Problem),
+    /// 408.
+    #[response(
+        status = 408,
+        description = "request took too long",
+        content_type = "application/problem+json"
+    )]
+    Timeout(Problem),
+    /// 413.
+    #[response(
+        status = 413,
+        description = "body too large",
+        content_type = "application/problem+json"
+    )]
+    TooLarge(Problem),
+    /// 415.
+    #[response(
+        status = 415,
+        description = "body is not JSON",
+        content_type = "application/problem+json"
+    )]
+    NotJson(Problem),
+    /// 422.
+    #[response(
+        status = 422,
+        description = "invalid input",
+        content_type = "application/problem+json"
+    )]
+    Invalid(Problem),
+    /// 503.
+    #[response(
+        status = 503,
+        description = "store unavailable; retry (Retry-After)",
+        content_type = "application/problem+json"
+    )]
+    Unavailable(Problem),
+}
+
 /// An error on its way to becoming a problem response.
 #[derive(Debug)]
 pub struct ApiError {

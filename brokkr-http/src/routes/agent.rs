@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::extract::{ApiJson, ApiPath, Caller, OptionalJson};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ErrorResponses, Problem};
 #[allow(unused_imports)]
 use uuid::Uuid;
 
@@ -24,15 +24,7 @@ use uuid::Uuid;
     request_body(content = Option<Heartbeat>, description = "optional JSON body", content_type = "application/json"),
     responses(
         (status = 204, description = "recorded"),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]
@@ -60,15 +52,7 @@ pub struct TargetStateBody {
     params(("id" = Uuid, Path, description = "agent id")),
     responses(
         (status = 200, description = "the latest object of every targeted stack", body = TargetStateBody),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]
@@ -95,15 +79,7 @@ pub(crate) struct StatusBody {
     request_body(content = StatusBody, content_type = "application/json"),
     responses(
         (status = 200, description = "accepted and rejected events", body = StatusReportResult),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]
@@ -129,15 +105,7 @@ pub(crate) async fn deployment_status(
     request_body(content = HealthReport, content_type = "application/json"),
     responses(
         (status = 200, description = "accepted, unchanged, ignored and rejected items", body = HealthReportResult),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]
@@ -164,15 +132,7 @@ pub struct WorkOrdersBody {
     params(("id" = Uuid, Path, description = "agent id")),
     responses(
         (status = 200, description = "pending and claimed work orders", body = WorkOrdersBody),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]
@@ -192,16 +152,8 @@ pub(crate) async fn pending_work_orders(
     request_body(content = NewWorkOrder, content_type = "application/json"),
     responses(
         (status = 201, description = "the work order", body = WorkOrder),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
         (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -223,16 +175,8 @@ pub(crate) async fn create_work_order(
     params(("id" = Uuid, Path, description = "work order id")),
     responses(
         (status = 200, description = "claimed", body = WorkOrder),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
         (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -265,16 +209,8 @@ impl Default for CompleteBody {
     request_body(content = Option<CompleteBody>, description = "optional JSON body", content_type = "application/json"),
     responses(
         (status = 200, description = "completed or failed", body = WorkOrder),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
         (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ErrorResponses, Problem};
 
 /// `POST /agents` answer: the agent and its key, shown this once.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -36,16 +36,8 @@ pub struct RegisteredAgentBody {
     request_body(content = NewAgent, content_type = "application/json"),
     responses(
         (status = 201, description = "the agent and its key, shown once", body = RegisteredAgentBody),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
         (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -91,15 +83,7 @@ pub const MAX_PAGE: usize = 500;
     params(("limit" = Option<usize>, Query, description = "page size, 1..=500 (default 100)"), ("cursor" = Option<Uuid>, Query, description = "next_cursor of the previous page"), ("staleness" = Option<Staleness>, Query, description = "only agents in this state")),
     responses(
         (status = 200, description = "a page of agents", body = AgentPage),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]
@@ -136,15 +120,7 @@ pub(crate) async fn list_agents(
     params(("id" = Uuid, Path, description = "agent id")),
     responses(
         (status = 200, description = "the agent", body = AgentView),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]
@@ -163,16 +139,8 @@ pub(crate) async fn get_agent(
     request_body(content = NewStack, content_type = "application/json"),
     responses(
         (status = 201, description = "the stack", body = Stack),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
         (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -210,16 +178,8 @@ pub struct CreatedObjectBody {
     request_body(content = NewDeploymentObject, content_type = "application/json"),
     responses(
         (status = 201, description = "the object, with its sequence id", body = CreatedObjectBody),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
         (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -249,15 +209,7 @@ pub(crate) async fn add_deployment_object(
     params(("id" = Uuid, Path, description = "deployment object id")),
     responses(
         (status = 200, description = "the object with per-agent deliveries", body = DeploymentObjectView),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]
@@ -277,15 +229,7 @@ pub(crate) async fn get_deployment_object(
     request_body(content = NewTarget, content_type = "application/json"),
     responses(
         (status = 201, description = "the target (idempotent)", body = Target),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::extract::{ApiJson, ApiPath, Caller, OptionalJson};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ErrorResponses, Problem};
 #[allow(unused_imports)]
 use uuid::Uuid;
 
@@ -63,16 +63,8 @@ fn created(r: &DiagnosticRequest) -> CreatedRequest {
     request_body(content = Option<RequestBody>, description = "optional JSON body", content_type = "application/json"),
     responses(
         (status = 202, description = "requested, one per agent running the object", body = RequestedBody),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
         (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -136,15 +128,7 @@ pub struct DiagnosticBody {
     params(("id" = Uuid, Path, description = "diagnostics request id")),
     responses(
         (status = 200, description = "status and result", body = DiagnosticBody),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]
@@ -198,15 +182,7 @@ pub struct PendingBody {
     params(("id" = Uuid, Path, description = "agent id")),
     responses(
         (status = 200, description = "claimable requests", body = PendingBody),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]
@@ -257,17 +233,9 @@ pub struct ClaimedBody {
     request_body(content = Option<ClaimBody>, description = "optional JSON body", content_type = "application/json"),
     responses(
         (status = 200, description = "claimed (or retried by the holder)", body = ClaimedBody),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
         (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "expired", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -306,17 +274,9 @@ pub struct ResultBody {
     request_body(content = DiagnosticOutcome, content_type = "application/json"),
     responses(
         (status = 201, description = "stored (or an identical retry)", body = ResultBody),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
         (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "expired", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

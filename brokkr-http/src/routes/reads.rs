@@ -10,7 +10,7 @@ use brokkr_core::ids::{AgentId, DeploymentObjectId, StackId};
 
 use crate::AppState;
 use crate::extract::{ApiPath, Caller};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ErrorResponses};
 #[allow(unused_imports)]
 use uuid::Uuid;
 
@@ -21,15 +21,7 @@ use uuid::Uuid;
     params(("id" = Uuid, Path, description = "deployment object id")),
     responses(
         (status = 200, description = "per-agent health and worst-of", body = ObjectHealth),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]
@@ -48,15 +40,7 @@ pub(crate) async fn object_health(
     params(("id" = Uuid, Path, description = "stack id")),
     responses(
         (status = 200, description = "overall status and per object per agent", body = StackHealth),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]
@@ -75,15 +59,7 @@ pub(crate) async fn stack_health(
     params(("id" = Uuid, Path, description = "agent id")),
     responses(
         (status = 200, description = "every verdict of the agent", body = AgentHealth),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]
@@ -102,15 +78,7 @@ pub(crate) async fn agent_health(
     params(("id" = Uuid, Path, description = "agent id")),
     responses(
         (status = 200, description = "liveness, snapshot, reconcile figures", body = OperationalStatus),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]
@@ -129,15 +97,7 @@ pub(crate) async fn operational_status(
     params(("id" = Uuid, Path, description = "agent id")),
     responses(
         (status = 200, description = "queue depth, backlog, delivery latency", body = QueueStatus),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]
@@ -155,15 +115,7 @@ pub(crate) async fn queue_status(
     tag = "fleet",
     responses(
         (status = 200, description = "the fleet at a glance", body = FleetSummary),
-        (status = 400, description = "malformed JSON, path or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or unknown key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "wrong role or not the owner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown entity", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "request took too long", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store unavailable; retry (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
     ),
     security(("bearer" = []))
 )]
