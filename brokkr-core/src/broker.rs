@@ -1103,7 +1103,8 @@ impl<S: Store + ?Sized> Broker<S> {
         Ok(request)
     }
 
-    /// Posts the claimer's result, once (an identical retry is accepted again).
+    /// Posts the claimer's result, once (an identical retry is accepted again); secrets
+    /// in it are redacted before it is stored.
     pub async fn post_diagnostic_result(
         &self,
         who: &Principal,
@@ -1117,6 +1118,7 @@ impl<S: Store + ?Sized> Broker<S> {
         };
         let now = self.now();
         outcome.validate(now, &self.inner.config.limits)?;
+        let outcome = outcome.redacted();
         self.store_ref()
             .store_diagnostic_result(id, agent, &outcome, now)
             .await

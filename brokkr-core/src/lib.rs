@@ -8,6 +8,7 @@
 //! * [`health`]: the pure Kubernetes health classifier (observations in, [`health::Assessment`] out).
 //! * [`staleness`], [`backlog`], [`diagnostics`]: the small policies the broker applies.
 //! * [`store`]: the persistence contract every store adapter implements.
+//! * [`redact`]: secrets out of log tails and messages.
 //! * [`clock`]: the only way the library reads the time.
 //! * [`error`]: the error type whose variants map one to one to API outcomes.
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod error;
 pub mod health;
 pub mod ids;
 pub mod model;
+pub mod redact;
 pub mod staleness;
 pub mod store;
 

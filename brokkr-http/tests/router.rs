@@ -374,7 +374,7 @@ async fn the_agent_flow_from_heartbeat_to_diagnostics() {
     assert_problem(&stolen, StatusCode::CONFLICT);
     let bundle = json!({"collected_at": now(), "pod_statuses": [{"name": "web-0", "namespace": "shop", "phase": "Pending", "conditions": [],
         "container_statuses": [{"name": "web", "init": false, "ready": false, "state": "waiting", "reason": "ImagePullBackOff", "restart_count": 0}]}],
-        "events": [], "log_tails": {"web-0/web": ["pulling image"]}});
+        "events": [], "log_tails": {"web-0/web": ["pulling image", "db url postgres://app:hunter2@db/shop"]}});
     let result = api
         .call(
             Method::POST,

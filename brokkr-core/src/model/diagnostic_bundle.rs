@@ -193,6 +193,38 @@ impl<'de> Deserialize<'de> for DiagnosticOutcome {
     }
 }
 
+impl DiagnosticOutcome {
+    /// The outcome with secrets removed from everything free-form in it: log tails
+    /// (line by line, each cut to [`crate::redact::LINE_CAP`]), event, condition and
+    /// container messages, and the failure reason. Applied by the broker before a
+    /// result is stored, whatever the agent already did.
+    #[must_use]
+    pub fn redacted(self) -> Self {
+        use crate::redact::{LINE_CAP, redact, redact_lines};
+        let scrub = |text: Option<String>| text.map(|t| redact(&t, LINE_CAP));
+        match self {
+            Self::Failed(reason) => Self::Failed(redact(&reason, LINE_CAP)),
+            Self::Bundle(mut bundle) => {
+                for tail in bundle.log_tails.values_mut() {
+                    *tail = redact_lines(tail, LINE_CAP);
+                }
+                for event in &mut bundle.events {
+                    event.message = redact(&event.message, LINE_CAP);
+                }
+                for pod in &mut bundle.pod_statuses {
+                    for condition in &mut pod.conditions {
+                        condition.message = scrub(condition.message.take());
+                    }
+                    for container in &mut pod.container_statuses {
+                        container.message = scrub(container.message.take());
+                    }
+                }
+                Self::Bundle(bundle)
+            }
+        }
+    }
+}
+
 /// The wire form has two shapes, so its schema is written by hand: the bundle, or
 /// `{"failed": "<reason>"}`.
 #[cfg(feature = "openapi")]

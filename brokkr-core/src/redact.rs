@@ -1,0 +1,214 @@
+//! Redaction of secrets in log tails and messages before they leave a cluster or are
+//! stored.
+//!
+//! Log lines are redacted one by one (with state for PEM blocks that span lines) and cut
+//! to a byte cap; redaction never makes a line longer than the cap. What is removed:
+//! bearer tokens, passwords in URLs, `password=` / `secret=` / `token=`-style pairs,
+//! AWS access key ids, JWTs, and PEM private key blocks.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// What a secret is replaced with.
+pub const MASK: &str = "[REDACTED]";
+
+/// Default cap of one log line, in bytes.
+pub const LINE_CAP: usize = 2048;
+
+struct Rule {
+    pattern: Regex,
+    replacement: &'static str,
+}
+
+/// Compiles one of this module's constant patterns (all exercised by its tests).
+#[allow(clippy::expect_used)]
+fn compile(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("redaction patterns are constants, checked by the tests")
+}
+
+fn rule(pattern: &str, replacement: &'static str) -> Rule {
+    Rule {
+        pattern: compile(pattern),
+        replacement,
+    }
+}
+
+static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
+    vec![
+        // `Authorization: Bearer abc`, `bearer abc`, also Basic credentials.
+        rule(
+            r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{4,}",
+            "$1 [REDACTED]",
+        ),
+        // `scheme://user:password@host`
+        rule(
+            r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]+):[^\s@/]+@",
+            "$1:[REDACTED]@",
+        ),
+        // JWTs: three base64url parts, the first two starting with `eyJ` (`{"`).
+        rule(
+            r"\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*",
+            "[REDACTED]",
+        ),
+        // AWS access key ids.
+        rule(
+            r"\b(AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b",
+            "[REDACTED]",
+        ),
+        // `password=...`, `"secret": "..."`, `api_key: ...`, `token=...` (keys may carry
+        // prefixes such as `db_password` or `X-Auth-Token`).
+        rule(
+            r#"(?i)([A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)["']?\s*[:=]\s*["']?)[^\s"',;&]+"#,
+            "$1[REDACTED]",
+        ),
+    ]
+});
+
+static PEM_BEGIN: LazyLock<Regex> =
+    LazyLock::new(|| compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"));
+static PEM_END: LazyLock<Regex> = LazyLock::new(|| compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----"));
+
+/// Redacts secrets in one piece of text (a message, a single log line) and cuts it to
+/// `cap` bytes on a character boundary.
+pub fn redact(text: &str, cap: usize) -> String {
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for rule in RULES.iter() {
+        if let std::borrow::Cow::Owned(replaced) = rule.pattern.replace_all(&out, rule.replacement)
+        {
+            out = std::borrow::Cow::Owned(replaced);
+        }
+    }
+    // A key block inside one text: everything from its start to its end goes.
+    if let Some(begin) = PEM_BEGIN.find(&out) {
+        let end = PEM_END
+            .find_at(&out, begin.end())
+            .map_or(out.len(), |m| m.end());
+        let mut joined = String::with_capacity(out.len());
+        joined.push_str(&out[..begin.start()]);
+        joined.push_str(MASK);
+        joined.push_str(&out[end..]);
+        out = std::borrow::Cow::Owned(joined);
+    }
+    cut(&out, cap)
+}
+
+/// Redacts a log tail line by line; lines inside a PEM private key block (which spans
+/// lines) are replaced whole.
+pub fn redact_lines<S: AsRef<str>>(lines: &[S], cap: usize) -> Vec<String> {
+    let mut inside_key = false;
+    lines
+        .iter()
+        .map(|line| {
+            let line = line.as_ref();
+            if inside_key {
+                if PEM_END.is_match(line) {
+                    inside_key = false;
+                }
+                return cut(MASK, cap);
+            }
+            if let Some(begin) = PEM_BEGIN.find(line)
+                && PEM_END.find_at(line, begin.end()).is_none()
+            {
+                inside_key = true;
+                return redact(&format!("{}{MASK}", &line[..begin.start()]), cap);
+            }
+            redact(line, cap)
+        })
+        .collect()
+}
+
+/// `text` cut to at most `cap` bytes on a character boundary.
+fn cut(text: &str, cap: usize) -> String {
+    if text.len() <= cap {
+        return text.to_owned();
+    }
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn known_secrets_are_removed_and_the_rest_kept() {
+        let cases = [
+            ("GET /api Authorization: Bearer abc.def-ghi", "abc.def-ghi"),
+            (
+                "connecting to postgres://app:hunter2@db:5432/shop",
+                "hunter2",
+            ),
+            ("login password=s3cr3t! user=bob", "s3cr3t!"),
+            (r#"{"client_secret": "xyz987", "name": "web"}"#, "xyz987"),
+            ("export DB_PASSWORD='p@ss'", "p@ss"),
+            ("X-Auth-Token: 1234abcd", "1234abcd"),
+            (
+                "using key AKIAIOSFODNN7EXAMPLE for s3",
+                "AKIAIOSFODNN7EXAMPLE",
+            ),
+            (
+                "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.sig_part-123 accepted",
+                "eyJzdWIiOiIxMjMifQ",
+            ),
+            ("api_key: live_4f5e", "live_4f5e"),
+        ];
+        for (line, secret) in cases {
+            let out = redact(line, LINE_CAP);
+            assert!(!out.contains(secret), "{line} -> {out}");
+            assert!(out.contains(MASK), "{line} -> {out}");
+        }
+        let plain = "GET /healthz 200 in 3ms user=bob";
+        assert_eq!(redact(plain, LINE_CAP), plain);
+        assert!(redact("postgres://db:5432/shop", LINE_CAP).contains("db:5432"));
+    }
+
+    #[test]
+    fn private_key_blocks_are_removed_across_lines() {
+        let tail = [
+            "loading key",
+            "-----BEGIN RSA PRIVATE KEY-----",
+            "MIIEowIBAAKCAQEA7",
+            "-----END RSA PRIVATE KEY-----",
+            "server started",
+        ];
+        let out = redact_lines(&tail, LINE_CAP);
+        assert_eq!(out[0], "loading key");
+        assert!(out[1..4].iter().all(|l| l == MASK));
+        assert_eq!(out[4], "server started");
+        let one = redact(
+            "key=-----BEGIN PRIVATE KEY-----abc-----END PRIVATE KEY----- ok",
+            LINE_CAP,
+        );
+        assert!(!one.contains("abc"), "{one}");
+        assert!(one.ends_with(" ok"));
+    }
+
+    proptest! {
+        #[test]
+        fn redaction_never_exceeds_the_cap(line in ".{0,300}", cap in 0usize..64) {
+            prop_assert!(redact(&line, cap).len() <= cap);
+            let with_secret = format!("{line} password=x token=y Bearer abcdefgh");
+            prop_assert!(redact(&with_secret, cap).len() <= cap);
+        }
+
+        #[test]
+        fn redaction_is_idempotent(line in "[ -~]{0,120}") {
+            let once = redact(&line, LINE_CAP);
+            prop_assert_eq!(redact(&once, LINE_CAP), once.clone());
+        }
+
+        #[test]
+        fn inserted_secrets_never_survive(prefix in "[a-z ]{0,20}", secret in "[A-Za-z0-9]{8,20}") {
+            for template in ["password={}", "Bearer {}", "https://u:{}@host/", "token: {}"] {
+                let line = format!("{prefix} {}", template.replace("{}", &secret));
+                prop_assert!(!redact(&line, LINE_CAP).contains(&secret), "{}", line);
+            }
+        }
+    }
+}
