@@ -182,6 +182,79 @@ async fn agents_go_stale_then_lost_without_heartbeats() {
 }
 
 #[tokio::test]
+async fn a_heartbeat_behind_the_stored_one_is_no_error() {
+    let w = world().await;
+    w.broker
+        .heartbeat(&w.agent, w.agent_id, Heartbeat::default())
+        .await
+        .unwrap();
+    // The broker's clock steps back (NTP), or a replica is slightly behind.
+    w.clock.advance(Duration::seconds(-2));
+    w.broker
+        .heartbeat(&w.agent, w.agent_id, Heartbeat::default())
+        .await
+        .unwrap();
+    let view = w.broker.get_agent(&w.admin, w.agent_id).await.unwrap();
+    assert_eq!(view.last_heartbeat_at, Some(t0()), "never moved back");
+}
+
+#[tokio::test]
+async fn superseded_objects_leave_agent_views() {
+    let w = world().await;
+    let event = DeploymentStatusEvent {
+        deployment_object_id: w.object,
+        outcome: ReconcileOutcome::Failed,
+        attempted_at: t0(),
+        retry_count: 3,
+        reconciliation_duration_ms: None,
+        failure_reason: Some(brokkr::core::model::FailureReason::InvalidManifest),
+        failure_message: None,
+    };
+    w.broker
+        .report_deployment_status(&w.agent, w.agent_id, vec![event])
+        .await
+        .unwrap();
+    w.broker
+        .report_health(
+            &w.agent,
+            w.agent_id,
+            report(vec![verdict(w.object, Health::Failing, t0())]),
+        )
+        .await
+        .unwrap();
+    let before = w
+        .broker
+        .operational_status(&w.agent, w.agent_id)
+        .await
+        .unwrap();
+    assert_eq!(before.reconcile.objects_failing, 1);
+
+    let newer = w
+        .broker
+        .add_deployment_object(&w.admin, w.stack, yaml("v2"))
+        .await
+        .unwrap();
+    let after = w
+        .broker
+        .operational_status(&w.agent, w.agent_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.reconcile.objects_failing, 0,
+        "v1's failure is history"
+    );
+    assert_eq!(after.reconcile.last_failure_reason, None);
+    let health = w.broker.agent_health(&w.agent, w.agent_id).await.unwrap();
+    assert_eq!(health.deployment_objects.len(), 1);
+    assert_eq!(health.deployment_objects[0].id, newer.id);
+    assert_eq!(
+        health.deployment_objects[0].entry.status,
+        Health::Unknown,
+        "not reported yet"
+    );
+}
+
+#[tokio::test]
 async fn heartbeats_are_validated_and_only_the_agent_itself_may_send_them() {
     let w = world().await;
     let bad = Heartbeat {

@@ -175,7 +175,6 @@ async fn agents_report_and_operators_read_over_http_on_postgres() {
     assert_eq!(health["overall_status"], "degraded");
     let (_, fleet) = s.send(Method::GET, "/fleet/summary", ADMIN, None).await;
     assert_eq!(fleet["health"]["degraded"], 1);
-    assert_eq!(fleet["capacity"]["nodes_ready"], 2);
     let (status, _) = s
         .send(Method::GET, &format!("/stacks/{st}/health"), &key, None)
         .await;

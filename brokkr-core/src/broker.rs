@@ -220,6 +220,8 @@ pub struct StackObjectHealth {
     pub id: DeploymentObjectId,
     /// Worst status across agents.
     pub status: Health,
+    /// Entries that are stale.
+    pub stale_count: u64,
     /// Per agent.
     pub agents: Vec<AgentHealthEntry>,
 }
@@ -448,9 +450,9 @@ impl<S: Store + ?Sized> Broker<S> {
         }
     }
 
-    /// One agent with its liveness (admin or the agent itself).
+    /// One agent with its liveness (admin).
     pub async fn get_agent(&self, who: &Principal, id: AgentId) -> Result<AgentView> {
-        who.require_admin_or(id)?;
+        who.require_admin()?;
         let agent = self.existing_agent(id).await?;
         let live = self.store_ref().liveness(id).await?;
         Ok(self.view(agent, live.as_ref(), self.now()))
@@ -556,20 +558,27 @@ impl<S: Store + ?Sized> Broker<S> {
             snapshot: beat.snapshot,
             health_checked_at: beat.health_checked_at,
         };
+        // Nothing recorded: an unknown agent, or a heartbeat older than the stored one
+        // (a clock step, a replica slightly behind), which is no error.
         if self.store_ref().record_heartbeats(&[record]).await? == 0 {
-            return Err(Error::not_found("agent", agent));
+            self.existing_agent(agent).await?;
         }
         Ok(())
     }
 
-    /// The desired set: the latest object of every targeted stack (admin or the agent).
+    /// The desired set: the latest object of every targeted stack (the agent itself).
     pub async fn target_state(
         &self,
         who: &Principal,
         agent: AgentId,
     ) -> Result<Vec<DeploymentObject>> {
-        who.require_admin_or(agent)?;
+        who.require_agent(agent)?;
         self.existing_agent(agent).await?;
+        self.effective_objects(agent).await
+    }
+
+    /// The objects the agent should run now: the latest of every stack it targets.
+    async fn effective_objects(&self, agent: AgentId) -> Result<Vec<DeploymentObject>> {
         let stacks = self.targeted_stacks(agent).await?;
         self.store_ref().latest_objects(&stacks).await
     }
@@ -775,14 +784,7 @@ impl<S: Store + ?Sized> Broker<S> {
             let reported: HashSet<AgentId> = entries.iter().map(|e| e.agent_id).collect();
             for agent in self.store_ref().agents_targeting(object.stack_id).await? {
                 if !reported.contains(&agent) {
-                    entries.push(AgentHealthEntry {
-                        agent_id: agent,
-                        status: Health::Unknown,
-                        summary: None,
-                        checked_at: None,
-                        stale: false,
-                        stale_since: None,
-                    });
+                    entries.push(unreported(agent));
                 }
             }
         }
@@ -804,7 +806,7 @@ impl<S: Store + ?Sized> Broker<S> {
         Ok(ObjectHealth {
             deployment_object_id: id,
             status: worst(&agents),
-            stale_count: agents.iter().filter(|e| e.stale).count() as u64,
+            stale_count: stale_count(&agents),
             agents,
         })
     }
@@ -823,6 +825,7 @@ impl<S: Store + ?Sized> Broker<S> {
             deployment_objects.push(StackObjectHealth {
                 id: object.id,
                 status: worst(&agents),
+                stale_count: stale_count(&agents),
                 agents,
             });
         }
@@ -842,13 +845,37 @@ impl<S: Store + ?Sized> Broker<S> {
     pub async fn agent_health(&self, who: &Principal, agent: AgentId) -> Result<AgentHealth> {
         who.require_admin_or(agent)?;
         self.existing_agent(agent).await?;
-        let records = self.store_ref().health_of_agent(agent).await?;
+        // Only what the agent should run now; an effective object it never reported
+        // reads as unknown.
+        let effective: HashSet<DeploymentObjectId> = self
+            .effective_objects(agent)
+            .await?
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
+        let records: Vec<HealthRecord> = self
+            .store_ref()
+            .health_of_agent(agent)
+            .await?
+            .into_iter()
+            .filter(|r| effective.contains(&r.deployment_object_id))
+            .collect();
         let mut deployment_objects: Vec<AgentObjectHealth> = self
             .entries(records, self.now())
             .await?
             .into_iter()
             .map(|(id, entry)| AgentObjectHealth { id, entry })
             .collect();
+        let reported: HashSet<DeploymentObjectId> =
+            deployment_objects.iter().map(|o| o.id).collect();
+        deployment_objects.extend(
+            effective
+                .difference(&reported)
+                .map(|&id| AgentObjectHealth {
+                    id,
+                    entry: unreported(agent),
+                }),
+        );
         deployment_objects.sort_by_key(|o| o.id);
         Ok(AgentHealth {
             agent_id: agent,
@@ -867,7 +894,20 @@ impl<S: Store + ?Sized> Broker<S> {
         let now = self.now();
         let live = self.store_ref().liveness(agent).await?.unwrap_or_default();
         let policy = &self.inner.config.staleness;
-        let deliveries = self.store_ref().deliveries_of_agent(agent).await?;
+        let effective: HashSet<DeploymentObjectId> = self
+            .effective_objects(agent)
+            .await?
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
+        // Superseded objects' failures no longer matter.
+        let deliveries: Vec<(Delivery, DateTime<Utc>)> = self
+            .store_ref()
+            .deliveries_of_agent(agent)
+            .await?
+            .into_iter()
+            .filter(|(d, _)| effective.contains(&d.deployment_object_id))
+            .collect();
         let failing: Vec<&Delivery> = deliveries
             .iter()
             .map(|(d, _)| d)
@@ -899,10 +939,8 @@ impl<S: Store + ?Sized> Broker<S> {
     pub async fn queue_status(&self, who: &Principal, agent: AgentId) -> Result<QueueStatus> {
         who.require_admin_or(agent)?;
         self.existing_agent(agent).await?;
-        let stacks = self.targeted_stacks(agent).await?;
         let effective: HashSet<DeploymentObjectId> = self
-            .store_ref()
-            .latest_objects(&stacks)
+            .effective_objects(agent)
             .await?
             .into_iter()
             .map(|o| o.id)
@@ -1152,4 +1190,20 @@ fn worst(entries: &[AgentHealthEntry]) -> Health {
         .map(|e| e.status)
         .max()
         .unwrap_or(Health::Unknown)
+}
+
+fn stale_count(entries: &[AgentHealthEntry]) -> u64 {
+    entries.iter().filter(|e| e.stale).count() as u64
+}
+
+/// The entry of an agent that runs an object but never reported it.
+fn unreported(agent: AgentId) -> AgentHealthEntry {
+    AgentHealthEntry {
+        agent_id: agent,
+        status: Health::Unknown,
+        summary: None,
+        checked_at: None,
+        stale: false,
+        stale_since: None,
+    }
 }

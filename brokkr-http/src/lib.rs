@@ -49,7 +49,8 @@ pub struct AppState {
 pub struct HttpConfig {
     /// Largest request body in general (1 MiB).
     pub body_limit: usize,
-    /// Largest deployment object and diagnostics result body (8 MiB).
+    /// Largest deployment object and diagnostics result body (10 MiB: an 8 MiB YAML
+    /// grows when escaped into JSON; the 8 MiB limit itself is enforced on the YAML).
     pub large_body_limit: usize,
     /// Longest a request may take (30 s); then 408.
     pub request_timeout: Duration,
@@ -61,7 +62,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             body_limit: 1024 * 1024,
-            large_body_limit: 8 * 1024 * 1024,
+            large_body_limit: 10 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             concurrency_limit: 1024,
         }
@@ -141,6 +142,7 @@ pub fn router(broker: Broker<dyn Store>, config: &HttpConfig) -> Router {
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(TraceLayer::new_for_http())
+                .layer(axum::middleware::map_response(problem_for_bare_errors))
                 .layer(CatchPanicLayer::custom(|_| {
                     axum::response::IntoResponse::into_response(ApiError::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -154,6 +156,25 @@ pub fn router(broker: Broker<dyn Store>, config: &HttpConfig) -> Router {
                 .layer(ConcurrencyLimitLayer::new(config.concurrency_limit))
                 .layer(DefaultBodyLimit::max(config.body_limit)),
         )
+}
+
+/// Errors produced by layers (a timeout's 408, a limit's rejection) carry no body; give
+/// every error response the problem+json shape clients rely on.
+async fn problem_for_bare_errors<B>(response: axum::http::Response<B>) -> axum::response::Response
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_problem {
+        let detail = status.canonical_reason().unwrap_or("error").to_lowercase();
+        return axum::response::IntoResponse::into_response(ApiError::new(status, detail));
+    }
+    response.map(axum::body::Body::new)
 }
 
 async fn not_found() -> ApiError {

@@ -609,6 +609,15 @@ async fn bad_requests_are_problems_never_server_errors() {
         )
         .await;
     assert_problem(&result_unclaimed, StatusCode::NOT_FOUND);
+    let nul = api
+        .call(
+            Method::POST,
+            "/api/v1/stacks",
+            Some(ADMIN),
+            Some(json!({"name": "shop\u{0}"})),
+        )
+        .await;
+    assert_problem(&nul, StatusCode::UNPROCESSABLE_ENTITY);
     // Optional bodies: absent is fine, even with a JSON content type; present must be JSON.
     let empty_json = api.raw(Method::POST, &hb, key, Body::empty(), true).await;
     assert_eq!(empty_json.status, StatusCode::NO_CONTENT);
@@ -642,7 +651,7 @@ async fn authorization_matrix() {
     // (method, path, body, who may: "admin" | "agent" | "both")
     let routes: Vec<(Method, String, Option<Value>, &str)> = vec![
         (Method::GET, "/api/v1/agents".into(), None, ok_admin),
-        (Method::GET, format!("/api/v1/agents/{a}"), None, "both"),
+        (Method::GET, format!("/api/v1/agents/{a}"), None, ok_admin),
         (
             Method::POST,
             "/api/v1/stacks".into(),
@@ -677,7 +686,7 @@ async fn authorization_matrix() {
             Method::GET,
             format!("/api/v1/agents/{a}/target-state"),
             None,
-            "both",
+            "agent",
         ),
         (
             Method::POST,

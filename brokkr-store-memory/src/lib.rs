@@ -578,12 +578,22 @@ impl FleetStore for MemoryStore {
                 _ => rollup.lost += 1,
             }
             if let Some(s) = &live.snapshot {
-                rollup.cpu_capacity += s.cluster_cpu_capacity.unwrap_or(0);
-                rollup.cpu_available += s.cluster_cpu_available.unwrap_or(0);
-                rollup.memory_capacity += s.cluster_memory_capacity.unwrap_or(0);
-                rollup.memory_available += s.cluster_memory_available.unwrap_or(0);
-                rollup.nodes += s.node_count.unwrap_or(0);
-                rollup.nodes_ready += s.node_ready_count.unwrap_or(0);
+                rollup.cpu_capacity = rollup
+                    .cpu_capacity
+                    .saturating_add(s.cluster_cpu_capacity.unwrap_or(0));
+                rollup.cpu_available = rollup
+                    .cpu_available
+                    .saturating_add(s.cluster_cpu_available.unwrap_or(0));
+                rollup.memory_capacity = rollup
+                    .memory_capacity
+                    .saturating_add(s.cluster_memory_capacity.unwrap_or(0));
+                rollup.memory_available = rollup
+                    .memory_available
+                    .saturating_add(s.cluster_memory_available.unwrap_or(0));
+                rollup.nodes = rollup.nodes.saturating_add(s.node_count.unwrap_or(0));
+                rollup.nodes_ready = rollup
+                    .nodes_ready
+                    .saturating_add(s.node_ready_count.unwrap_or(0));
             }
         }
         Ok(rollup)

@@ -40,6 +40,12 @@ impl From<PgStoreError> for Error {
                         kind: "referenced entity",
                         id: db.constraint().unwrap_or_default().to_owned(),
                     },
+                    // 22: data exception (NUL in text, out of range), 54: program limit
+                    // exceeded (a value too large to index): what the client sent.
+                    c if c.starts_with("22") || c.starts_with("54") => Error::invalid(
+                        "body",
+                        format!("the database refused a value: {}", db.message()),
+                    ),
                     c if transient(c) => Error::Unavailable(format!("database: {}", db.message())),
                     _ => Error::Unavailable(format!("database error {code}: {}", db.message())),
                 }

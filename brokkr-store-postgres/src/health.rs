@@ -117,6 +117,15 @@ impl HealthStore for PgStore {
                 .map(|(s, d)| (text(s), *d))
                 .unzip();
             if !statuses.is_empty() {
+                // Lock the count rows in one fixed order: two batches moving rows in
+                // opposite directions must not deadlock.
+                sqlx::query(
+                    "SELECT status FROM fleet_health_counts WHERE status = ANY($1) ORDER BY status FOR UPDATE",
+                )
+                .bind(&statuses)
+                .execute(&mut *tx)
+                .await
+                .db()?;
                 sqlx::query(
                     "UPDATE fleet_health_counts AS c SET count = c.count + d.delta
                      FROM UNNEST($1::text[], $2::bigint[]) AS d(status, delta)

@@ -88,6 +88,10 @@ fn check_len(v: &mut Violations, field: &str, value: &str, max: usize) {
     if value.len() > max && value.chars().count() > max {
         v.push(field, format!("must be at most {max} characters"));
     }
+    // Databases refuse NUL in text; refuse it here so every store agrees.
+    if value.contains('\0') {
+        v.push(field, "must not contain NUL characters");
+    }
 }
 
 /// Records a violation when an optional text is too long.
