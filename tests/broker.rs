@@ -182,6 +182,56 @@ async fn agents_go_stale_then_lost_without_heartbeats() {
 }
 
 #[tokio::test]
+async fn filtered_listings_fill_their_pages() {
+    let w = world().await;
+    for n in 0..6 {
+        let registered = w
+            .broker
+            .register_agent(
+                &w.admin,
+                NewAgent {
+                    name: format!("a{n}"),
+                    cluster_name: "c".into(),
+                    labels: BTreeMap::default(),
+                },
+            )
+            .await
+            .unwrap();
+        if n % 2 == 0 {
+            let me = Principal::Agent(registered.agent.id);
+            w.broker
+                .heartbeat(&me, registered.agent.id, Heartbeat::default())
+                .await
+                .unwrap();
+        }
+    }
+    // 7 agents: 3 fresh, 4 lost (never heard of). Walk the lost ones two at a time.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = w
+            .broker
+            .list_agents(
+                &w.admin,
+                PageRequest { limit: 2, after },
+                Some(Staleness::Lost),
+            )
+            .await
+            .unwrap();
+        assert!(page.items.iter().all(|a| a.staleness == Staleness::Lost));
+        if page.next.is_some() {
+            assert_eq!(page.items.len(), 2, "only the last page may be short");
+        }
+        seen.extend(page.items.iter().map(|a| a.agent.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 4);
+}
+
+#[tokio::test]
 async fn a_heartbeat_behind_the_stored_one_is_no_error() {
     let w = world().await;
     w.broker

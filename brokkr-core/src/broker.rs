@@ -458,7 +458,8 @@ impl<S: Store + ?Sized> Broker<S> {
         Ok(self.view(agent, live.as_ref(), self.now()))
     }
 
-    /// A page of agents (admin), optionally only those in `staleness`.
+    /// A page of agents (admin), optionally only those in `staleness`. A page shorter
+    /// than `limit` is the last one.
     pub async fn list_agents(
         &self,
         who: &Principal,
@@ -467,19 +468,43 @@ impl<S: Store + ?Sized> Broker<S> {
     ) -> Result<Page<AgentView>> {
         who.require_admin()?;
         let now = self.now();
-        let agents = self.store_ref().list_agents(page).await?;
-        let mut items = Vec::with_capacity(agents.items.len());
-        for agent in agents.items {
-            let live = self.store_ref().liveness(agent.id).await?;
-            let view = self.view(agent, live.as_ref(), now);
-            if staleness.is_none_or(|s| s == view.staleness) {
-                items.push(view);
+        // With a filter, keep reading store pages until the page is full or the agents
+        // run out, so a short page always means the end (the cursor stays exact).
+        let mut items = Vec::with_capacity(page.limit.min(500));
+        let mut after = page.after;
+        loop {
+            let batch = self
+                .store_ref()
+                .list_agents(PageRequest {
+                    limit: page.limit,
+                    after,
+                })
+                .await?;
+            let exhausted = batch.next.is_none();
+            for agent in batch.items {
+                if items.len() == page.limit {
+                    return Ok(Page {
+                        next: items.last().map(|v: &AgentView| v.agent.id.0),
+                        items,
+                    });
+                }
+                after = Some(agent.id.0);
+                let live = self.store_ref().liveness(agent.id).await?;
+                let view = self.view(agent, live.as_ref(), now);
+                if staleness.is_none_or(|s| s == view.staleness) {
+                    items.push(view);
+                }
+            }
+            if exhausted {
+                return Ok(Page { items, next: None });
+            }
+            if items.len() == page.limit {
+                return Ok(Page {
+                    next: items.last().map(|v| v.agent.id.0),
+                    items,
+                });
             }
         }
-        Ok(Page {
-            items,
-            next: agents.next,
-        })
     }
 
     /// Creates a stack (admin).
