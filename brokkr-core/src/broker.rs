@@ -441,6 +441,31 @@ impl<S: Store + ?Sized> Broker<S> {
         Ok(RegisteredAgent { agent, pak })
     }
 
+    /// Deletes an agent and everything only it had (admin).
+    pub async fn delete_agent(&self, who: &Principal, id: AgentId) -> Result<()> {
+        who.require_admin()?;
+        if self.store_ref().delete_agent(id).await? {
+            Ok(())
+        } else {
+            Err(Error::not_found("agent", id))
+        }
+    }
+
+    /// Issues a new key for the agent; the old one stops working at once (admin or the
+    /// agent itself).
+    pub async fn rotate_pak(&self, who: &Principal, id: AgentId) -> Result<Pak> {
+        who.require_admin_or(id)?;
+        let pak = Pak::generate(Role::Agent)?;
+        self.store_ref().replace_pak(id, Some(&pak.hash())).await?;
+        Ok(pak)
+    }
+
+    /// Revokes the agent's key: it cannot authenticate until a new key is issued (admin).
+    pub async fn revoke_pak(&self, who: &Principal, id: AgentId) -> Result<()> {
+        who.require_admin()?;
+        self.store_ref().replace_pak(id, None).await
+    }
+
     fn view(&self, agent: Agent, live: Option<&AgentLiveness>, now: DateTime<Utc>) -> AgentView {
         let last = live.and_then(|l| l.last_heartbeat_at);
         AgentView {

@@ -98,6 +98,10 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let address = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
         let key = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -107,8 +111,26 @@ impl FromRequestParts<AppState> for Caller {
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .map(str::trim)
-            .ok_or(Error::Unauthorized)?;
-        let principal = state.broker.authenticate(key).await?;
-        Ok(Self(principal))
+            .unwrap_or_default();
+        // The key id: a prefix of its hash, so limits never hold the key itself.
+        let hash = brokkr_core::auth::hash_pak(key);
+        let key_id = u64::from_be_bytes([
+            hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7],
+        ]);
+        if let Some(wait) = state.limiter.blocked(address, key_id) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed authentications; wait before trying again",
+            )
+            .retry_after(wait.as_secs().max(1)));
+        }
+        match state.broker.authenticate(key).await {
+            Ok(principal) => Ok(Self(principal)),
+            Err(Error::Unauthorized) => {
+                state.limiter.failed(address, key_id);
+                Err(Error::Unauthorized.into())
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 }

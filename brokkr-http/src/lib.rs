@@ -14,6 +14,7 @@
 pub mod extract;
 pub mod openapi;
 pub mod problem;
+pub mod ratelimit;
 mod routes;
 
 use std::future::Future;
@@ -42,6 +43,8 @@ use crate::routes::{agent, catalog, diagnostics, probes, reads};
 pub struct AppState {
     /// The service.
     pub broker: Broker<dyn Store>,
+    /// Failed-authentication limits.
+    pub limiter: std::sync::Arc<ratelimit::AuthLimiter>,
 }
 
 /// Limits of the HTTP layer.
@@ -56,6 +59,8 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// Requests served at once; more wait.
     pub concurrency_limit: usize,
+    /// Failed-authentication limits per address (429 beyond them).
+    pub auth_limits: ratelimit::AuthLimits,
 }
 
 impl Default for HttpConfig {
@@ -65,6 +70,7 @@ impl Default for HttpConfig {
             large_body_limit: 10 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             concurrency_limit: 1024,
+            auth_limits: ratelimit::AuthLimits::default(),
         }
     }
 }
@@ -77,7 +83,14 @@ pub fn router(broker: Broker<dyn Store>, config: &HttpConfig) -> Router {
             "/agents",
             post(catalog::register_agent).get(catalog::list_agents),
         )
-        .route("/agents/{id}", get(catalog::get_agent))
+        .route(
+            "/agents/{id}",
+            get(catalog::get_agent).delete(catalog::delete_agent),
+        )
+        .route(
+            "/agents/{id}/pak",
+            post(catalog::rotate_pak).delete(catalog::revoke_pak),
+        )
         .route("/agents/{id}/targets", post(catalog::target))
         .route("/agents/{id}/heartbeat", post(agent::heartbeat))
         .route("/agents/{id}/target-state", get(agent::target_state))
@@ -136,7 +149,10 @@ pub fn router(broker: Broker<dyn Store>, config: &HttpConfig) -> Router {
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(AppState { broker })
+        .with_state(AppState {
+            broker,
+            limiter: std::sync::Arc::new(ratelimit::AuthLimiter::new(config.auth_limits.clone())),
+        })
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -87,6 +87,13 @@ pub enum ErrorResponses {
         content_type = "application/problem+json"
     )]
     Invalid(Problem),
+    /// 429.
+    #[response(
+        status = 429,
+        description = "too many failed authentications from this address (Retry-After)",
+        content_type = "application/problem+json"
+    )]
+    TooManyRequests(Problem),
     /// 503.
     #[response(
         status = 503,
@@ -102,6 +109,7 @@ pub struct ApiError {
     status: StatusCode,
     detail: String,
     errors: Vec<FieldError>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -111,7 +119,15 @@ impl ApiError {
             status,
             detail: detail.into(),
             errors: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    /// Tells the client when to retry (seconds).
+    #[must_use]
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// The status it will be sent with.
@@ -147,6 +163,7 @@ impl From<Error> for ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 detail,
                 errors,
+                retry_after: None,
             },
             Error::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, detail),
             Error::Conflict(_) => Self::new(StatusCode::CONFLICT, detail),
@@ -163,6 +180,7 @@ impl From<Error> for ApiError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the broker's store is unavailable; retry shortly",
                 )
+                .retry_after(1)
             }
         }
     }
@@ -201,6 +219,7 @@ impl From<QueryRejection> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status;
+        let retry_after = self.retry_after;
         let problem = Problem {
             type_: format!("https://brokkr.dev/problems/{}", slug(status)),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
@@ -214,8 +233,8 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Some(seconds) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -183,7 +183,7 @@ async fn every_route_answers_as_documented() {
                 .map(move |m| (m.to_uppercase(), path.clone()))
         })
         .collect();
-    assert_eq!(documented.len(), 26, "{documented:?}");
+    assert_eq!(documented.len(), 29, "{documented:?}");
 
     let (s, agent) = c
         .call(
@@ -472,6 +472,35 @@ async fn every_route_answers_as_documented() {
         Method::GET,
         "/api/v1/diagnostics/{id}",
         &format!("/api/v1/diagnostics/{d}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+
+    let pak = format!("/api/v1/agents/{a}/pak");
+    let me = format!("/api/v1/agents/{a}");
+    c.call(Method::POST, "/api/v1/agents/{id}/pak", &pak, key, None)
+        .await;
+    c.call(
+        Method::DELETE,
+        "/api/v1/agents/{id}/pak",
+        &pak,
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    c.call(
+        Method::DELETE,
+        "/api/v1/agents/{id}",
+        &me,
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    c.call(
+        Method::DELETE,
+        "/api/v1/agents/{id}",
+        &me,
         Some(ADMIN),
         None,
     )

@@ -30,7 +30,20 @@ struct Reply {
 }
 
 impl Api {
+    /// An API whose failed-authentication limits do not get in the way of tests that
+    /// try many bad keys on purpose.
     fn new() -> Self {
+        Self::with(&HttpConfig {
+            auth_limits: brokkr_http::ratelimit::AuthLimits {
+                per_key: 10_000,
+                per_address: 100_000,
+                ..Default::default()
+            },
+            ..HttpConfig::default()
+        })
+    }
+
+    fn with(config: &HttpConfig) -> Self {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let broker = Broker::new(
             store,
@@ -40,7 +53,7 @@ impl Api {
         )
         .unwrap();
         Self {
-            router: router(broker, &HttpConfig::default()),
+            router: router(broker, config),
         }
     }
 
@@ -114,7 +127,10 @@ struct World {
 }
 
 async fn world() -> World {
-    let api = Api::new();
+    world_on(Api::new()).await
+}
+
+async fn world_on(api: Api) -> World {
     let register = |name: &'static str| {
         let api = &api;
         async move {
@@ -831,4 +847,135 @@ async fn authorization_matrix() {
               Some(json!({"deployment_objects": [{"id": o, "status": "healthy", "checked_at": now(), "summary": {}}]})))
         .await;
     assert_problem(&foreign, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn keys_rotate_and_revoke_and_agents_can_be_deleted() {
+    let w = world().await;
+    let api = &w.api;
+    let a = &w.agent;
+    let me = format!("/api/v1/agents/{a}/heartbeat");
+    // The agent rotates its own key: the old one stops working at once.
+    let rotated = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/agents/{a}/pak"),
+            Some(&w.agent_key),
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{:?}", rotated.body);
+    let new_key = rotated.body["pak"].as_str().unwrap().to_owned();
+    assert_ne!(new_key, w.agent_key);
+    assert_problem(
+        &api.call(Method::POST, &me, Some(&w.agent_key), None).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    assert_eq!(
+        api.call(Method::POST, &me, Some(&new_key), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    // Another agent may not rotate it; only the admin revokes.
+    let other = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/agents/{a}/pak"),
+            Some(&w.other_key),
+            None,
+        )
+        .await;
+    assert_problem(&other, StatusCode::FORBIDDEN);
+    let by_agent = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/agents/{a}/pak"),
+            Some(&new_key),
+            None,
+        )
+        .await;
+    assert_problem(&by_agent, StatusCode::FORBIDDEN);
+    let revoked = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/agents/{a}/pak"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    assert_problem(
+        &api.call(Method::POST, &me, Some(&new_key), None).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    // Deletion removes the agent and what was only its own.
+    let deleted = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/agents/{a}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/agents/{a}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_problem(&gone, StatusCode::NOT_FOUND);
+    let again = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/agents/{a}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_problem(&again, StatusCode::NOT_FOUND);
+    let stack = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/stacks/{}/health", w.stack),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert!(
+        stack.body["deployment_objects"][0]["agents"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn repeated_bad_keys_are_slowed_down() {
+    let w = world_on(Api::with(&HttpConfig::default())).await;
+    let bad = "brokkr_agent_0000000000000000000000000000000000000000000";
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(
+            w.api
+                .call(Method::GET, "/api/v1/fleet/summary", Some(bad), None)
+                .await,
+        );
+    }
+    assert!(
+        statuses[..10]
+            .iter()
+            .all(|r| r.status == StatusCode::UNAUTHORIZED)
+    );
+    let limited = &statuses[11];
+    assert_problem(limited, StatusCode::TOO_MANY_REQUESTS);
+    // Good keys still work: the limit is keyed by address and key id.
+    let ok = w
+        .api
+        .call(Method::GET, "/api/v1/fleet/summary", Some(ADMIN), None)
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
 }

@@ -108,6 +108,50 @@ impl AgentStore for MemoryStore {
         Ok(Page { items, next })
     }
 
+    async fn delete_agent(&self, id: AgentId) -> Result<bool> {
+        let mut state = self.write();
+        if state.agents.remove(&id).is_none() {
+            return Ok(false);
+        }
+        state.paks.retain(|_, agent| *agent != id);
+        state.liveness.remove(&id);
+        state.targets.retain(|(agent, _), _| *agent != id);
+        state.deliveries.retain(|(agent, _), _| *agent != id);
+        state.work_orders.retain(|_, o| o.agent_id != id);
+        let gone: Vec<_> = state
+            .health
+            .keys()
+            .filter(|(agent, _)| *agent == id)
+            .copied()
+            .collect();
+        for key in gone {
+            if let Some(record) = state.health.remove(&key) {
+                state.health_counts.count_health(record.status, -1);
+            }
+        }
+        state
+            .diagnostics
+            .retain(|_, (request, _)| request.agent_id != id);
+        Ok(true)
+    }
+
+    async fn replace_pak(&self, id: AgentId, pak_hash: Option<&PakHash>) -> Result<()> {
+        let mut state = self.write();
+        if !state.agents.contains_key(&id) {
+            return Err(Error::not_found("agent", id));
+        }
+        if let Some(hash) = pak_hash
+            && state.paks.get(hash).is_some_and(|owner| *owner != id)
+        {
+            return Err(Error::Conflict("key already in use".into()));
+        }
+        state.paks.retain(|_, agent| *agent != id);
+        if let Some(hash) = pak_hash {
+            state.paks.insert(*hash, id);
+        }
+        Ok(())
+    }
+
     async fn agent_for_pak(&self, pak_hash: &PakHash) -> Result<Option<AgentId>> {
         Ok(self.read().paks.get(pak_hash).copied())
     }

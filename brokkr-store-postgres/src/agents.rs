@@ -96,6 +96,69 @@ impl AgentStore for PgStore {
         Ok(Page { items, next })
     }
 
+    async fn delete_agent(&self, id: AgentId) -> Result<bool> {
+        let mut tx = self.pool.begin().await.db()?;
+        sqlx::query(crate::deliveries::AGENT_LOCK)
+            .bind(id.0.to_string())
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        // Take the agent's verdicts out of the counts before the cascade removes them.
+        sqlx::query("SELECT status FROM fleet_health_counts ORDER BY status FOR UPDATE")
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        sqlx::query(
+            "UPDATE fleet_health_counts AS c SET count = c.count - d.n
+             FROM (SELECT status, count(*) AS n FROM deployment_health WHERE agent_id = $1 GROUP BY status) AS d
+             WHERE c.status = d.status",
+        )
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        let deleted = sqlx::query("DELETE FROM agents WHERE id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .db()?
+            .rows_affected();
+        tx.commit().await.db()?;
+        Ok(deleted == 1)
+    }
+
+    async fn replace_pak(&self, id: AgentId, pak_hash: Option<&PakHash>) -> Result<()> {
+        let mut tx = self.pool.begin().await.db()?;
+        let exists: Option<Uuid> =
+            sqlx::query_scalar("SELECT id FROM agents WHERE id = $1 FOR UPDATE")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+        if exists.is_none() {
+            return Err(brokkr_core::Error::not_found("agent", id));
+        }
+        sqlx::query("DELETE FROM agent_keys WHERE agent_id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        if let Some(hash) = pak_hash {
+            sqlx::query("INSERT INTO agent_keys (pak_hash, agent_id) VALUES ($1, $2)")
+                .bind(hash.as_slice())
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+                        brokkr_core::Error::Conflict("key already in use".into())
+                    }
+                    other => crate::PgStoreError::Sqlx(other).into(),
+                })?;
+        }
+        tx.commit().await.db()
+    }
+
     async fn agent_for_pak(&self, pak_hash: &PakHash) -> Result<Option<AgentId>> {
         let row = sqlx::query("SELECT agent_id FROM agent_keys WHERE pak_hash = $1")
             .bind(pak_hash.as_slice())

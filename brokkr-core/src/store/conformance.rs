@@ -149,6 +149,55 @@ pub async fn agents_are_stored_listed_and_found_by_key(store: Arc<dyn Store>) {
     assert_eq!(seen, ids);
 }
 
+pub async fn keys_are_rotated_revoked_and_agents_deleted(store: Arc<dyn Store>) {
+    let (a, _, o) = world(store.as_ref()).await;
+    store
+        .upsert_health(&[record(a.id, o.id, Health::Failing, t0())], t0())
+        .await
+        .unwrap();
+    store.ensure_deliveries(&[(a.id, o.id)]).await.unwrap();
+    assert_eq!(store.deliveries_of_object(o.id).await.unwrap().len(), 1);
+    store.replace_pak(a.id, Some(&pak(50))).await.unwrap();
+    assert_eq!(
+        store.agent_for_pak(&pak(1)).await.unwrap(),
+        None,
+        "old key gone"
+    );
+    assert_eq!(store.agent_for_pak(&pak(50)).await.unwrap(), Some(a.id));
+    store.replace_pak(a.id, None).await.unwrap();
+    assert_eq!(
+        store.agent_for_pak(&pak(50)).await.unwrap(),
+        None,
+        "revoked"
+    );
+    assert!(matches!(
+        store.replace_pak(AgentId::new(), Some(&pak(51))).await,
+        Err(Error::NotFound { .. })
+    ));
+    let other = agent("other");
+    store.insert_agent(&other, &pak(52)).await.unwrap();
+    assert!(matches!(
+        store.replace_pak(a.id, Some(&pak(52))).await,
+        Err(Error::Conflict(_))
+    ));
+
+    assert!(store.delete_agent(a.id).await.unwrap());
+    assert!(!store.delete_agent(a.id).await.unwrap());
+    assert_eq!(store.get_agent(a.id).await.unwrap(), None);
+    assert!(store.health_of_object(o.id).await.unwrap().is_empty());
+    assert!(store.deliveries_of_object(o.id).await.unwrap().is_empty());
+    let rollup = store.fleet_rollup(t0(), t0()).await.unwrap();
+    assert_eq!(
+        (rollup.agents, rollup.failing),
+        (1, 0),
+        "counts follow the deletion"
+    );
+    assert_eq!(
+        store.get_agent(other.id).await.unwrap().unwrap().name,
+        "other"
+    );
+}
+
 pub async fn heartbeats_keep_the_latest_liveness(store: Arc<dyn Store>) {
     let a = agent("edge");
     let b = agent("edge-b");
@@ -753,6 +802,7 @@ macro_rules! store_conformance_tests {
 
             contract!(agents_are_stored_listed_and_found_by_key);
             contract!(heartbeats_keep_the_latest_liveness);
+            contract!(keys_are_rotated_revoked_and_agents_deleted);
             contract!(deployment_objects_get_increasing_sequence_ids);
             contract!(targets_are_idempotent_and_checked);
             contract!(deliveries_follow_reconcile_reports);

@@ -85,6 +85,16 @@ pub trait AgentStore: Send + Sync {
     /// Agents ordered by id, a page at a time.
     async fn list_agents(&self, page: PageRequest) -> Result<Page<Agent>>;
 
+    /// Deletes the agent and everything that is only its own (key, liveness, targets,
+    /// deliveries, work orders, verdicts, diagnostics), keeping the fleet counts right.
+    /// Returns whether it existed.
+    async fn delete_agent(&self, id: AgentId) -> Result<bool>;
+
+    /// Replaces the agent's key by `pak_hash`, or revokes it (`None`): the old key stops
+    /// working at once. `NotFound` for an unknown agent; `Conflict` when the new hash
+    /// belongs to another agent.
+    async fn replace_pak(&self, id: AgentId, pak_hash: Option<&PakHash>) -> Result<()>;
+
     /// The agent whose key hashes to `pak_hash` (an indexed lookup, never a scan).
     async fn agent_for_pak(&self, pak_hash: &PakHash) -> Result<Option<AgentId>>;
 

@@ -133,6 +133,79 @@ pub(crate) async fn get_agent(
 }
 
 #[utoipa::path(
+    delete,
+    path = "/api/v1/agents/{id}",
+    tag = "catalog",
+    params(("id" = Uuid, Path, description = "agent id")),
+    responses(
+        (status = 204, description = "deleted, with everything only the agent had"),
+        ErrorResponses,
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn delete_agent(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiPath(id): ApiPath<AgentId>,
+) -> Result<StatusCode, ApiError> {
+    state.broker.delete_agent(&who, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /agents/{id}/pak` answer: the new key, shown this once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NewKeyBody {
+    /// The agent.
+    pub agent_id: AgentId,
+    /// Its new key; the old one no longer works.
+    pub pak: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/pak",
+    tag = "catalog",
+    params(("id" = Uuid, Path, description = "agent id")),
+    responses(
+        (status = 200, description = "a new key; the old one stops working", body = NewKeyBody),
+        (status = 409, description = "state conflict", body = Problem, content_type = "application/problem+json"),
+        ErrorResponses,
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn rotate_pak(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiPath(id): ApiPath<AgentId>,
+) -> Result<Json<NewKeyBody>, ApiError> {
+    let pak = state.broker.rotate_pak(&who, id).await?;
+    Ok(Json(NewKeyBody {
+        agent_id: id,
+        pak: pak.expose().to_owned(),
+    }))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/agents/{id}/pak",
+    tag = "catalog",
+    params(("id" = Uuid, Path, description = "agent id")),
+    responses(
+        (status = 204, description = "revoked: the agent cannot authenticate until a new key is issued"),
+        ErrorResponses,
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn revoke_pak(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiPath(id): ApiPath<AgentId>,
+) -> Result<StatusCode, ApiError> {
+    state.broker.revoke_pak(&who, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
     post,
     path = "/api/v1/stacks",
     tag = "catalog",
