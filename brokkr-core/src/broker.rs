@@ -627,6 +627,16 @@ impl<S: Store + ?Sized> Broker<S> {
         self.effective_objects(agent).await
     }
 
+    /// Ids of [`Self::effective_objects`].
+    async fn effective_ids(&self, agent: AgentId) -> Result<HashSet<DeploymentObjectId>> {
+        Ok(self
+            .effective_objects(agent)
+            .await?
+            .into_iter()
+            .map(|o| o.id)
+            .collect())
+    }
+
     /// The objects the agent should run now: the latest of every stack it targets.
     async fn effective_objects(&self, agent: AgentId) -> Result<Vec<DeploymentObject>> {
         let stacks = self.targeted_stacks(agent).await?;
@@ -897,12 +907,7 @@ impl<S: Store + ?Sized> Broker<S> {
         self.existing_agent(agent).await?;
         // Only what the agent should run now; an effective object it never reported
         // reads as unknown.
-        let effective: HashSet<DeploymentObjectId> = self
-            .effective_objects(agent)
-            .await?
-            .into_iter()
-            .map(|o| o.id)
-            .collect();
+        let effective = self.effective_ids(agent).await?;
         let records: Vec<HealthRecord> = self
             .store_ref()
             .health_of_agent(agent)
@@ -944,12 +949,7 @@ impl<S: Store + ?Sized> Broker<S> {
         let now = self.now();
         let live = self.store_ref().liveness(agent).await?.unwrap_or_default();
         let policy = &self.inner.config.staleness;
-        let effective: HashSet<DeploymentObjectId> = self
-            .effective_objects(agent)
-            .await?
-            .into_iter()
-            .map(|o| o.id)
-            .collect();
+        let effective = self.effective_ids(agent).await?;
         // Superseded objects' failures no longer matter.
         let deliveries: Vec<(Delivery, DateTime<Utc>)> = self
             .store_ref()
@@ -989,12 +989,7 @@ impl<S: Store + ?Sized> Broker<S> {
     pub async fn queue_status(&self, who: &Principal, agent: AgentId) -> Result<QueueStatus> {
         who.require_admin_or(agent)?;
         self.existing_agent(agent).await?;
-        let effective: HashSet<DeploymentObjectId> = self
-            .effective_objects(agent)
-            .await?
-            .into_iter()
-            .map(|o| o.id)
-            .collect();
+        let effective = self.effective_ids(agent).await?;
         let deliveries = self.store_ref().deliveries_of_agent(agent).await?;
         let orders = self.store_ref().open_work_orders(agent).await?;
         Ok(QueueStatus::compute(
