@@ -37,8 +37,9 @@ fn rule(pattern: &str, replacement: &'static str) -> Rule {
 static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
     vec![
         // `Authorization: Bearer abc`, `bearer abc`, also Basic credentials.
+        // Only token-like words (8+ characters): "Basic auth disabled" stays readable.
         rule(
-            r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{4,}",
+            r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}",
             "$1 [REDACTED]",
         ),
         // `scheme://user:password@host`
@@ -59,7 +60,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         // `password=...`, `"secret": "..."`, `api_key: ...`, `token=...` (keys may carry
         // prefixes such as `db_password` or `X-Auth-Token`).
         rule(
-            r#"(?i)([A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)["']?\s*[:=]\s*["']?)[^\s"',;&]+"#,
+            r#"(?i)([A-Za-z0-9_.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)["']?\s*[:=]\s*)("[^"]*"|'[^']*'|[^\s"',;&]+)"#,
             "$1[REDACTED]",
         ),
     ]
@@ -72,23 +73,23 @@ static PEM_END: LazyLock<Regex> = LazyLock::new(|| compile(r"-----END [A-Z0-9 ]*
 /// Redacts secrets in one piece of text (a message, a single log line) and cuts it to
 /// `cap` bytes on a character boundary.
 pub fn redact(text: &str, cap: usize) -> String {
-    let mut out = std::borrow::Cow::Borrowed(text);
+    // Key blocks first, all of them: the other rules must not break their markers.
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(begin) = PEM_BEGIN.find(rest) {
+        out.push_str(&rest[..begin.start()]);
+        out.push_str(MASK);
+        rest = PEM_END
+            .find_at(rest, begin.end())
+            .map_or("", |end| &rest[end.end()..]);
+    }
+    out.push_str(rest);
+    let mut out = std::borrow::Cow::Owned(out);
     for rule in RULES.iter() {
         if let std::borrow::Cow::Owned(replaced) = rule.pattern.replace_all(&out, rule.replacement)
         {
             out = std::borrow::Cow::Owned(replaced);
         }
-    }
-    // A key block inside one text: everything from its start to its end goes.
-    if let Some(begin) = PEM_BEGIN.find(&out) {
-        let end = PEM_END
-            .find_at(&out, begin.end())
-            .map_or(out.len(), |m| m.end());
-        let mut joined = String::with_capacity(out.len());
-        joined.push_str(&out[..begin.start()]);
-        joined.push_str(MASK);
-        joined.push_str(&out[end..]);
-        out = std::borrow::Cow::Owned(joined);
     }
     cut(&out, cap)
 }
@@ -163,8 +164,15 @@ mod tests {
             assert!(!out.contains(secret), "{line} -> {out}");
             assert!(out.contains(MASK), "{line} -> {out}");
         }
-        let plain = "GET /healthz 200 in 3ms user=bob";
-        assert_eq!(redact(plain, LINE_CAP), plain);
+        for plain in [
+            "GET /healthz 200 in 3ms user=bob",
+            "Basic auth disabled; running basic health checks",
+            "PWD=/app HOME=/root",
+        ] {
+            assert_eq!(redact(plain, LINE_CAP), plain);
+        }
+        let spaced = redact(r#"password: "correct horse battery staple""#, LINE_CAP);
+        assert!(!spaced.contains("horse"), "{spaced}");
         assert!(redact("postgres://db:5432/shop", LINE_CAP).contains("db:5432"));
     }
 
@@ -187,6 +195,14 @@ mod tests {
         );
         assert!(!one.contains("abc"), "{one}");
         assert!(one.ends_with(" ok"));
+        let labelled = redact(
+            r#"{"private_key":"-----BEGIN PRIVATE KEY-----\nMIIEvsecret\n-----END PRIVATE KEY-----\n", "x": 1} -----BEGIN EC PRIVATE KEY-----MHcsecond-----END EC PRIVATE KEY-----"#,
+            LINE_CAP,
+        );
+        assert!(
+            !labelled.contains("MIIEv") && !labelled.contains("MHc"),
+            "{labelled}"
+        );
     }
 
     proptest! {

@@ -110,25 +110,34 @@ impl FromRequestParts<AppState> for Caller {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             })
-            .map(str::trim)
-            .unwrap_or_default();
-        // The key id: a prefix of its hash, so limits never hold the key itself.
+            .map(str::trim);
+        // No key at all is a client that forgot it, not a guesser: plain 401.
+        let Some(key) = key else {
+            return Err(Error::Unauthorized.into());
+        };
+        // The key id: a prefix of its hash, so the limiter never holds the key itself.
         let hash = brokkr_core::auth::hash_pak(key);
         let key_id = u64::from_be_bytes([
             hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7],
         ]);
-        if let Some(wait) = state.limiter.blocked(address, key_id) {
-            return Err(ApiError::new(
+        let too_many = |wait: std::time::Duration| {
+            ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many failed authentications; wait before trying again",
             )
-            .retry_after(wait.as_secs().max(1)));
+            .retry_after(wait.as_secs().max(1))
+        };
+        if let Some(wait) = state.limiter.key_blocked(address, key_id) {
+            return Err(too_many(wait));
         }
         match state.broker.authenticate(key).await {
             Ok(principal) => Ok(Self(principal)),
             Err(Error::Unauthorized) => {
                 state.limiter.failed(address, key_id);
-                Err(Error::Unauthorized.into())
+                match state.limiter.address_blocked(address) {
+                    Some(wait) => Err(too_many(wait)),
+                    None => Err(Error::Unauthorized.into()),
+                }
             }
             Err(other) => Err(other.into()),
         }

@@ -1,5 +1,7 @@
-//! Failed-authentication limits: too many bad keys from one address (per presented key,
-//! and in total) answer 429 for the rest of the window, before any store lookup.
+//! Failed-authentication limits. A key id that failed too often from one address is
+//! refused (429) before any store lookup; an address that failed too often in total gets
+//! 429 instead of 401 for further failures, while its good keys keep working (many
+//! clients may share one address behind a proxy or NAT). IPv6 addresses count per /64.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -54,31 +56,37 @@ impl AuthLimiter {
         }
     }
 
-    /// `Some(retry_after)` when `address` (with key id `key`) is over a limit now.
-    pub fn blocked(&self, address: Option<IpAddr>, key: u64) -> Option<Duration> {
-        let now = Instant::now();
+    /// `Some(retry_after)` when this key id from this address failed too often.
+    pub fn key_blocked(&self, address: Option<IpAddr>, key: u64) -> Option<Duration> {
+        self.over((network(address), Some(key)), self.limits.per_key)
+    }
+
+    /// `Some(retry_after)` when this address failed too often, whatever the key.
+    pub fn address_blocked(&self, address: Option<IpAddr>) -> Option<Duration> {
+        self.over((network(address), None), self.limits.per_address)
+    }
+
+    fn over(&self, slot: Slot, limit: u32) -> Option<Duration> {
         let windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
-        [
-            ((address, Some(key)), self.limits.per_key),
-            ((address, None), self.limits.per_address),
-        ]
-        .into_iter()
-        .filter_map(|(slot, limit)| {
-            let w = windows.get(&slot)?;
-            let elapsed = now.duration_since(w.started);
-            (elapsed < self.limits.window && w.failures >= limit)
-                .then(|| self.limits.window.saturating_sub(elapsed))
-        })
-        .max()
+        let w = windows.get(&slot)?;
+        let elapsed = Instant::now().duration_since(w.started);
+        (elapsed < self.limits.window && w.failures >= limit)
+            .then(|| self.limits.window.saturating_sub(elapsed))
     }
 
     /// Records one failed authentication.
     pub fn failed(&self, address: Option<IpAddr>, key: u64) {
         let now = Instant::now();
         let window = self.limits.window;
+        let address = network(address);
         let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
-        if windows.len() > MAX_ENTRIES {
+        if windows.len() >= MAX_ENTRIES {
+            // Bounded memory under a flood from many addresses: drop what has expired,
+            // and if that is not enough, start over (everyone gets a fresh budget).
             windows.retain(|_, w| now.duration_since(w.started) < window);
+            if windows.len() >= MAX_ENTRIES / 2 {
+                windows.clear();
+            }
         }
         for slot in [(address, Some(key)), (address, None)] {
             let w = windows.entry(slot).or_insert(Window {
@@ -93,5 +101,54 @@ impl AuthLimiter {
             }
             w.failures = w.failures.saturating_add(1);
         }
+    }
+}
+
+/// The unit an address counts in: IPv4 addresses (also IPv4-mapped IPv6) as they are,
+/// IPv6 addresses by their /64, which one client can fill with addresses.
+fn network(address: Option<IpAddr>) -> Option<IpAddr> {
+    address.map(|ip| match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or_else(
+            || {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            },
+            IpAddr::V4,
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_ipv6_network_is_one_address_and_keys_fail_separately() {
+        let limiter = AuthLimiter::new(AuthLimits {
+            window: Duration::from_mins(1),
+            per_key: 2,
+            per_address: 3,
+        });
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let elsewhere: IpAddr = "2001:db8:9:9::1".parse().unwrap();
+        limiter.failed(Some(a), 1);
+        assert!(limiter.key_blocked(Some(b), 1).is_none());
+        limiter.failed(Some(b), 1);
+        assert!(
+            limiter.key_blocked(Some(a), 1).is_some(),
+            "same /64, same key id"
+        );
+        assert!(
+            limiter.key_blocked(Some(a), 2).is_none(),
+            "other keys are not blocked"
+        );
+        limiter.failed(Some(a), 3);
+        assert!(limiter.address_blocked(Some(b)).is_some());
+        assert!(limiter.address_blocked(Some(elsewhere)).is_none());
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(network(Some(mapped)), network(Some(v4)));
     }
 }

@@ -978,4 +978,27 @@ async fn repeated_bad_keys_are_slowed_down() {
         .call(Method::GET, "/api/v1/fleet/summary", Some(ADMIN), None)
         .await;
     assert_eq!(ok.status, StatusCode::OK);
+    // Many different bad keys from one address: further failures get 429, yet good keys
+    // from that address (clients behind one proxy) keep working.
+    let mut last = StatusCode::OK;
+    for n in 0..110 {
+        let key = format!("brokkr_agent_{n:0>43}");
+        last = w
+            .api
+            .call(Method::GET, "/api/v1/fleet/summary", Some(&key), None)
+            .await
+            .status;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    let ok = w
+        .api
+        .call(Method::GET, "/api/v1/fleet/summary", Some(ADMIN), None)
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    // A request without any key is a plain 401, never counted.
+    let none = w
+        .api
+        .call(Method::GET, "/api/v1/fleet/summary", None, None)
+        .await;
+    assert_problem(&none, StatusCode::UNAUTHORIZED);
 }

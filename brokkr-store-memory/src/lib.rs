@@ -291,6 +291,7 @@ impl DeliveryStore for MemoryStore {
         events: &[DeploymentStatusEvent],
     ) -> Result<u64> {
         let mut state = self.write();
+        state.require_agents([&agent])?;
         if let Some(missing) = events
             .iter()
             .find(|e| !state.objects.contains_key(&e.deployment_object_id))
@@ -313,6 +314,7 @@ impl DeliveryStore for MemoryStore {
 
     async fn ensure_deliveries(&self, pairs: &[(AgentId, DeploymentObjectId)]) -> Result<u64> {
         let mut state = self.write();
+        state.require_agents(pairs.iter().map(|(a, _)| a))?;
         let mut created = 0;
         for &(agent, object) in pairs {
             if let std::collections::btree_map::Entry::Vacant(slot) =
@@ -350,6 +352,15 @@ impl DeliveryStore for MemoryStore {
 }
 
 impl State {
+    /// Writes for agents that no longer exist (deleted while a request was in flight)
+    /// are refused, as the database's foreign keys refuse them.
+    fn require_agents<'a>(&self, agents: impl IntoIterator<Item = &'a AgentId>) -> Result<()> {
+        match agents.into_iter().find(|a| !self.agents.contains_key(a)) {
+            Some(missing) => Err(Error::not_found("agent", missing)),
+            None => Ok(()),
+        }
+    }
+
     fn own_work_order(&mut self, id: WorkOrderId, agent: AgentId) -> Result<&mut WorkOrder> {
         let order = self
             .work_orders
@@ -368,6 +379,7 @@ impl State {
 impl WorkOrderStore for MemoryStore {
     async fn insert_work_order(&self, order: &WorkOrder) -> Result<()> {
         let mut state = self.write();
+        state.require_agents([&order.agent_id])?;
         if state.work_orders.contains_key(&order.id) {
             return Err(Error::Conflict(format!(
                 "work order {} already exists",
@@ -440,6 +452,7 @@ impl HealthStore for MemoryStore {
         rewrite_before: DateTime<Utc>,
     ) -> Result<Vec<UpsertOutcome>> {
         let mut state = self.write();
+        state.require_agents(records.iter().map(|r| &r.agent_id))?;
         let mut outcomes = Vec::with_capacity(records.len());
         for record in records {
             let key = (record.agent_id, record.deployment_object_id);
@@ -487,6 +500,7 @@ impl HealthStore for MemoryStore {
 impl DiagnosticStore for MemoryStore {
     async fn insert_diagnostic_requests(&self, requests: &[DiagnosticRequest]) -> Result<()> {
         let mut state = self.write();
+        state.require_agents(requests.iter().map(|r| &r.agent_id))?;
         if let Some(existing) = requests
             .iter()
             .find(|r| state.diagnostics.contains_key(&r.id))

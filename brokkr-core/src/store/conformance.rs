@@ -196,6 +196,16 @@ pub async fn keys_are_rotated_revoked_and_agents_deleted(store: Arc<dyn Store>) 
         store.get_agent(other.id).await.unwrap().unwrap().name,
         "other"
     );
+    // A request still in flight for the deleted agent cannot bring its rows back.
+    let late = store
+        .upsert_health(&[record(a.id, o.id, Health::Failing, t0() + secs(9))], t0())
+        .await;
+    assert!(matches!(late, Err(Error::NotFound { .. })), "{late:?}");
+    assert!(matches!(
+        store.ensure_deliveries(&[(a.id, o.id)]).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(store.fleet_rollup(t0(), t0()).await.unwrap().failing, 0);
 }
 
 pub async fn heartbeats_keep_the_latest_liveness(store: Arc<dyn Store>) {
