@@ -691,6 +691,8 @@ async fn diagnostics_expire_exactly_at_their_deadlines_and_are_cleaned_up() {
         pod_statuses: vec![],
         events: vec![],
         log_tails: BTreeMap::default(),
+        owner_chain: Vec::new(),
+        truncated: false,
     });
     assert_eq!(
         w.broker

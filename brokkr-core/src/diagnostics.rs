@@ -145,6 +145,34 @@ pub struct DiagnosticRequest {
     pub failure_reason: Option<String>,
 }
 
+/// A claimable request as its agent sees it (`GET /agents/{id}/diagnostics/pending`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PendingDiagnostic {
+    /// The request.
+    pub id: DiagnosticId,
+    /// The object to diagnose.
+    pub deployment_object_id: DeploymentObjectId,
+    /// When asked.
+    pub created_at: DateTime<Utc>,
+    /// Claim strictly before this.
+    pub claim_deadline: DateTime<Utc>,
+    /// A claimed request must be finished before this.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<DiagnosticRequest> for PendingDiagnostic {
+    fn from(r: DiagnosticRequest) -> Self {
+        Self {
+            id: r.id,
+            deployment_object_id: r.deployment_object_id,
+            created_at: r.created_at,
+            claim_deadline: r.claim_deadline,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
 /// What a successful claim means for the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimOutcome {

@@ -9,11 +9,15 @@
 //! * [`staleness`], [`backlog`], [`diagnostics`]: the small policies the broker applies.
 //! * [`store`]: the persistence contract every store adapter implements.
 //! * [`redact`]: secrets out of log tails and messages.
+//! * [`probe`]: the cluster side of an agent ([`probe::ClusterProbe`], [`probe::Applier`]).
+//! * `agent` (feature `agent`): the agent runtime and the broker API it talks to.
 //! * [`clock`]: the only way the library reads the time.
 //! * [`error`]: the error type whose variants map one to one to API outcomes.
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+#[cfg(feature = "agent")]
+pub mod agent;
 pub mod auth;
 pub mod backlog;
 pub mod broker;
@@ -23,6 +27,7 @@ pub mod error;
 pub mod health;
 pub mod ids;
 pub mod model;
+pub mod probe;
 pub mod redact;
 pub mod staleness;
 pub mod store;

@@ -66,6 +66,13 @@ pub struct ContainerStatusReport {
     /// How often the container restarted.
     #[serde(default)]
     pub restart_count: u32,
+    /// Why the previous instance ended, e.g. `OOMKilled` (the current state of a
+    /// crash-looping container only says `CrashLoopBackOff`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_termination_reason: Option<String>,
+    /// Exit code of the previous instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit_code: Option<i32>,
 }
 
 /// The status of one pod of the diagnosed deployment object.
@@ -120,9 +127,17 @@ pub struct DiagnosticBundle {
     /// Recent events about the object's resources.
     #[serde(default)]
     pub events: Vec<EventReport>,
-    /// Last log lines (already redacted by the agent), keyed by `<pod>/<container>`.
+    /// Last log lines (already redacted by the agent), keyed by `<pod>/<container>`,
+    /// and `<pod>/<container>/previous` for the instance before the last restart.
     #[serde(default)]
     pub log_tails: BTreeMap<String, Vec<String>>,
+    /// Who owns whom, top-level first, e.g. `Deployment/web -> ReplicaSet/web-5d8f
+    /// -> Pod/web-5d8f-x2k4`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owner_chain: Vec<String>,
+    /// The agent left things out to stay within the size cap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 impl DiagnosticBundle {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Limits, check_len, check_not_future, check_opt_len};
 use crate::error::{Result, Violations};
-use crate::health::Health;
+use crate::health::{Assessment, Health};
 use crate::ids::{AgentId, DeploymentObjectId};
 
 /// One Kubernetes resource of a deployment object and whether it is ready.
@@ -55,6 +55,42 @@ pub struct HealthSummary {
 }
 
 impl HealthSummary {
+    /// Findings kept in a summary (the classifier orders them worst first).
+    pub const MAX_FINDINGS: usize = 20;
+    /// Resources kept in a summary (top-level ones come first).
+    pub const MAX_RESOURCES: usize = 100;
+
+    /// The summary of a classifier verdict, bounded so that a deployment object with a
+    /// thousand failing pods still makes a small report.
+    pub fn from_assessment(assessment: &Assessment) -> Self {
+        Self {
+            pods_ready: assessment.pods_ready,
+            pods_total: assessment.pods_total,
+            conditions: assessment.conditions.clone(),
+            resources: assessment
+                .resources
+                .iter()
+                .take(Self::MAX_RESOURCES)
+                .map(|r| ResourceSummary {
+                    kind: r.kind.clone(),
+                    name: r.name.clone(),
+                    namespace: r.namespace.clone(),
+                    ready: r.ready,
+                    message: r.message.clone(),
+                })
+                .collect(),
+            findings: assessment
+                .findings
+                .iter()
+                .take(Self::MAX_FINDINGS)
+                .filter_map(|f| serde_json::to_value(f).ok())
+                .collect(),
+            phase: serde_json::to_value(assessment.phase)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned)),
+        }
+    }
+
     /// Rejects more ready pods than pods and over-long texts.
     pub fn validate(&self, _now: DateTime<Utc>, limits: &Limits) -> Result<()> {
         let mut v = Violations::new();

@@ -557,6 +557,8 @@ fn bundle() -> DiagnosticOutcome {
         pod_statuses: Vec::new(),
         events: Vec::new(),
         log_tails: BTreeMap::from([("web-0/app".to_owned(), vec!["started".to_owned()])]),
+        owner_chain: Vec::new(),
+        truncated: false,
     })
 }
 

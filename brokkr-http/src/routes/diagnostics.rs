@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use brokkr_core::diagnostics::{DiagnosticRequest, DiagnosticStatus};
+use brokkr_core::diagnostics::{DiagnosticRequest, DiagnosticStatus, PendingDiagnostic};
 use brokkr_core::ids::{AgentId, DeploymentObjectId, DiagnosticId};
 use brokkr_core::model::DiagnosticOutcome;
 use brokkr_core::store::ResultOutcome;
@@ -153,26 +153,11 @@ pub(crate) async fn get(
     }))
 }
 
-/// One pending request as an agent sees it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PendingRequest {
-    /// The request.
-    pub id: DiagnosticId,
-    /// The object to diagnose.
-    pub deployment_object_id: DeploymentObjectId,
-    /// When asked.
-    pub created_at: DateTime<Utc>,
-    /// Claim before this.
-    pub claim_deadline: DateTime<Utc>,
-    /// Expires after this.
-    pub expires_at: DateTime<Utc>,
-}
-
 /// `GET /agents/{id}/diagnostics/pending` answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PendingBody {
     /// Claimable requests, oldest first.
-    pub requests: Vec<PendingRequest>,
+    pub requests: Vec<PendingDiagnostic>,
 }
 
 #[utoipa::path(
@@ -193,16 +178,7 @@ pub(crate) async fn pending(
 ) -> Result<Json<PendingBody>, ApiError> {
     let requests = state.broker.pending_diagnostics(&who, agent).await?;
     Ok(Json(PendingBody {
-        requests: requests
-            .into_iter()
-            .map(|r| PendingRequest {
-                id: r.id,
-                deployment_object_id: r.deployment_object_id,
-                created_at: r.created_at,
-                claim_deadline: r.claim_deadline,
-                expires_at: r.expires_at,
-            })
-            .collect(),
+        requests: requests.into_iter().map(PendingDiagnostic::from).collect(),
     }))
 }
 

@@ -1,0 +1,217 @@
+//! The broker as one agent sees it: [`BrokerApi`], and [`LocalBroker`], its in-process
+//! implementation over [`Broker`] (the HTTP implementation is `brokkr_http::Client`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::auth::Principal;
+use crate::broker::{Broker, HealthReportResult, StatusReportResult};
+use crate::diagnostics::PendingDiagnostic;
+use crate::error::Result;
+use crate::ids::{AgentId, DiagnosticId, WorkOrderId};
+use crate::model::{
+    DeploymentObject, DeploymentStatusEvent, DiagnosticOutcome, HealthReport, Heartbeat, WorkOrder,
+};
+use crate::store::Store;
+
+/// Every call an agent makes to its broker, on behalf of one agent.
+///
+/// Errors follow [`crate::Error`]: `Unavailable` means "try again later" (the agent
+/// keeps what it wanted to send); anything else means the broker refused this input.
+#[async_trait]
+pub trait BrokerApi: Send + Sync {
+    /// The agent this API speaks for.
+    fn agent_id(&self) -> AgentId;
+
+    /// Sends a heartbeat.
+    async fn heartbeat(&self, beat: &Heartbeat) -> Result<()>;
+
+    /// The desired set: the latest object of every stack the agent targets.
+    async fn target_state(&self) -> Result<Vec<DeploymentObject>>;
+
+    /// Reports reconcile attempts.
+    async fn report_deployment_status(
+        &self,
+        events: &[DeploymentStatusEvent],
+    ) -> Result<StatusReportResult>;
+
+    /// Reports health verdicts.
+    async fn report_health(&self, report: &HealthReport) -> Result<HealthReportResult>;
+
+    /// Diagnostics requests the agent may claim.
+    async fn pending_diagnostics(&self) -> Result<Vec<PendingDiagnostic>>;
+
+    /// Claims a request; a retry with the same `token` succeeds again.
+    async fn claim_diagnostic(&self, id: DiagnosticId, token: &str) -> Result<()>;
+
+    /// Posts the result of a claimed request; an identical retry succeeds again.
+    async fn post_diagnostic_result(
+        &self,
+        id: DiagnosticId,
+        outcome: &DiagnosticOutcome,
+    ) -> Result<()>;
+
+    /// Pending and claimed work orders.
+    async fn open_work_orders(&self) -> Result<Vec<WorkOrder>>;
+
+    /// Claims a work order.
+    async fn claim_work_order(&self, id: WorkOrderId) -> Result<WorkOrder>;
+
+    /// Completes a claimed work order.
+    async fn complete_work_order(&self, id: WorkOrderId, success: bool) -> Result<WorkOrder>;
+}
+
+/// [`BrokerApi`] over an in-process [`Broker`]: for hosts that run broker and agent in
+/// one process, and for tests. Authorization is the same as over HTTP.
+pub struct LocalBroker<S: Store + ?Sized> {
+    broker: Broker<S>,
+    principal: Principal,
+    agent: AgentId,
+}
+
+impl<S: Store + ?Sized> LocalBroker<S> {
+    /// Speaks for the agent whose key is `pak`; `Unauthorized` when the key is not an
+    /// agent's.
+    pub async fn connect(broker: Broker<S>, pak: &str) -> Result<Self> {
+        match broker.authenticate(pak).await? {
+            Principal::Agent(agent) => Ok(Self {
+                broker,
+                principal: Principal::Agent(agent),
+                agent,
+            }),
+            Principal::Admin => Err(crate::Error::Unauthorized),
+        }
+    }
+}
+
+impl<S: Store + ?Sized> Clone for LocalBroker<S> {
+    fn clone(&self) -> Self {
+        Self {
+            broker: self.broker.clone(),
+            principal: self.principal,
+            agent: self.agent,
+        }
+    }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized + 'static> BrokerApi for LocalBroker<S> {
+    fn agent_id(&self) -> AgentId {
+        self.agent
+    }
+
+    async fn heartbeat(&self, beat: &Heartbeat) -> Result<()> {
+        self.broker
+            .heartbeat(&self.principal, self.agent, beat.clone())
+            .await
+    }
+
+    async fn target_state(&self) -> Result<Vec<DeploymentObject>> {
+        self.broker.target_state(&self.principal, self.agent).await
+    }
+
+    async fn report_deployment_status(
+        &self,
+        events: &[DeploymentStatusEvent],
+    ) -> Result<StatusReportResult> {
+        self.broker
+            .report_deployment_status(&self.principal, self.agent, events.to_vec())
+            .await
+    }
+
+    async fn report_health(&self, report: &HealthReport) -> Result<HealthReportResult> {
+        self.broker
+            .report_health(&self.principal, self.agent, report.clone())
+            .await
+    }
+
+    async fn pending_diagnostics(&self) -> Result<Vec<PendingDiagnostic>> {
+        Ok(self
+            .broker
+            .pending_diagnostics(&self.principal, self.agent)
+            .await?
+            .into_iter()
+            .map(PendingDiagnostic::from)
+            .collect())
+    }
+
+    async fn claim_diagnostic(&self, id: DiagnosticId, token: &str) -> Result<()> {
+        self.broker
+            .claim_diagnostic(&self.principal, id, Some(token))
+            .await
+            .map(|_| ())
+    }
+
+    async fn post_diagnostic_result(
+        &self,
+        id: DiagnosticId,
+        outcome: &DiagnosticOutcome,
+    ) -> Result<()> {
+        self.broker
+            .post_diagnostic_result(&self.principal, id, outcome.clone())
+            .await
+            .map(|_| ())
+    }
+
+    async fn open_work_orders(&self) -> Result<Vec<WorkOrder>> {
+        self.broker
+            .open_work_orders(&self.principal, self.agent)
+            .await
+    }
+
+    async fn claim_work_order(&self, id: WorkOrderId) -> Result<WorkOrder> {
+        self.broker.claim_work_order(&self.principal, id).await
+    }
+
+    async fn complete_work_order(&self, id: WorkOrderId, success: bool) -> Result<WorkOrder> {
+        self.broker
+            .complete_work_order(&self.principal, id, success)
+            .await
+    }
+}
+
+/// Shares one API between several users (the agent's loops hold it in an `Arc`).
+#[async_trait]
+impl<B: BrokerApi + ?Sized> BrokerApi for Arc<B> {
+    fn agent_id(&self) -> AgentId {
+        (**self).agent_id()
+    }
+    async fn heartbeat(&self, beat: &Heartbeat) -> Result<()> {
+        (**self).heartbeat(beat).await
+    }
+    async fn target_state(&self) -> Result<Vec<DeploymentObject>> {
+        (**self).target_state().await
+    }
+    async fn report_deployment_status(
+        &self,
+        events: &[DeploymentStatusEvent],
+    ) -> Result<StatusReportResult> {
+        (**self).report_deployment_status(events).await
+    }
+    async fn report_health(&self, report: &HealthReport) -> Result<HealthReportResult> {
+        (**self).report_health(report).await
+    }
+    async fn pending_diagnostics(&self) -> Result<Vec<PendingDiagnostic>> {
+        (**self).pending_diagnostics().await
+    }
+    async fn claim_diagnostic(&self, id: DiagnosticId, token: &str) -> Result<()> {
+        (**self).claim_diagnostic(id, token).await
+    }
+    async fn post_diagnostic_result(
+        &self,
+        id: DiagnosticId,
+        outcome: &DiagnosticOutcome,
+    ) -> Result<()> {
+        (**self).post_diagnostic_result(id, outcome).await
+    }
+    async fn open_work_orders(&self) -> Result<Vec<WorkOrder>> {
+        (**self).open_work_orders().await
+    }
+    async fn claim_work_order(&self, id: WorkOrderId) -> Result<WorkOrder> {
+        (**self).claim_work_order(id).await
+    }
+    async fn complete_work_order(&self, id: WorkOrderId, success: bool) -> Result<WorkOrder> {
+        (**self).complete_work_order(id, success).await
+    }
+}

@@ -1,0 +1,539 @@
+//! The agent: four loops over one cluster and one broker.
+//!
+//! * reconcile: fetch the target state, apply what is new or due for a retry, report
+//!   each attempt;
+//! * health: classify every object of the target state, report what changed;
+//! * diagnostics: claim pending requests, collect, post the bundle (or why not);
+//! * heartbeat: liveness plus the cluster snapshot.
+//!
+//! Each loop calls one public `*_once` method, so tests and hosts can drive cycles
+//! themselves. Broker errors never stop a loop: what could not be sent is kept (bounded:
+//! the newest per object) and sent with the next cycle that gets through.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+
+use chrono::{DateTime, Duration, Utc};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::api::BrokerApi;
+use super::collect;
+use super::config::AgentConfig;
+use super::reconcile::{Backoff, Reconciler};
+use super::reporting::HealthReporter;
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::health::{Health, classify};
+use crate::ids::{DeploymentObjectId, DiagnosticId};
+use crate::model::{
+    ClusterSnapshot, DeploymentObject, DiagnosticBundle, DiagnosticOutcome, HealthReport,
+    HealthSummary, Heartbeat,
+};
+use crate::probe::{Applier, ClusterProbe, ProbeError};
+use crate::redact::{LINE_CAP, redact_lines};
+
+/// What one reconcile cycle did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Objects in the target state.
+    pub desired: usize,
+    /// Apply attempts that succeeded.
+    pub applied: usize,
+    /// Apply attempts that failed.
+    pub failed: usize,
+    /// Status events the broker took.
+    pub reported: usize,
+}
+
+/// What one health cycle did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Objects classified.
+    pub observed: usize,
+    /// Objects the cluster could not be asked about this time.
+    pub unreadable: usize,
+    /// Verdicts the broker took.
+    pub reported: usize,
+}
+
+/// What one diagnostics cycle did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiagnosticsReport {
+    /// Requests this agent claimed.
+    pub claimed: usize,
+    /// Results the broker took.
+    pub posted: usize,
+}
+
+#[derive(Debug)]
+struct State {
+    /// The target state last fetched (`None` before the first fetch).
+    desired: Option<Vec<DeploymentObject>>,
+    reconciler: Reconciler,
+    reporter: HealthReporter,
+    /// Results collected but not yet taken by the broker.
+    results: BTreeMap<DiagnosticId, DiagnosticOutcome>,
+    /// When the last health cycle that read every object finished.
+    last_check: Option<DateTime<Utc>>,
+}
+
+struct Inner<P, B, C> {
+    probe: P,
+    broker: B,
+    clock: C,
+    applier: OnceLock<Arc<dyn Applier>>,
+    config: AgentConfig,
+    started_at: DateTime<Utc>,
+    /// Claim tokens are `<instance>-<request>`: a retried claim of this process is
+    /// recognised, a restarted process is a different claimer.
+    instance: String,
+    state: Mutex<State>,
+}
+
+/// The agent runtime, generic over the cluster, the broker and the clock.
+pub struct Agent<P, B, C> {
+    inner: Arc<Inner<P, B, C>>,
+}
+
+impl<P, B, C> Clone for Agent<P, B, C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+/// Whether a broker error means "keep it and try again" rather than "refused".
+fn retryable(error: &Error) -> bool {
+    matches!(error, Error::Unavailable(_) | Error::Unauthorized)
+}
+
+fn jitter() -> f64 {
+    let mut bytes = [0u8; 4];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
+        Err(_) => 0.5,
+    }
+}
+
+impl<P, B, C> Agent<P, B, C>
+where
+    P: ClusterProbe + 'static,
+    B: BrokerApi + 'static,
+    C: Clock,
+{
+    /// An agent reading `probe`, reporting to `broker`. Without an applier (see
+    /// [`Self::with_applier`]) it reports health and diagnostics of what someone else
+    /// applies.
+    pub fn new(probe: P, broker: B, clock: C, config: AgentConfig) -> Result<Self> {
+        config.validate()?;
+        let now = clock.now();
+        let backoff = Backoff {
+            base: config.apply_backoff,
+            max: config.apply_backoff_max,
+        };
+        let reporter = HealthReporter::new(config.recover_after, config.refresh_interval);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                probe,
+                broker,
+                clock,
+                applier: OnceLock::new(),
+                started_at: now,
+                instance: uuid::Uuid::new_v4().simple().to_string(),
+                state: Mutex::new(State {
+                    desired: None,
+                    reconciler: Reconciler::new(backoff),
+                    reporter,
+                    results: BTreeMap::new(),
+                    last_check: None,
+                }),
+                config,
+            }),
+        })
+    }
+
+    /// Applies the target state through `applier` (the first one set stays).
+    #[must_use]
+    pub fn with_applier(self, applier: Arc<dyn Applier>) -> Self {
+        let _ = self.inner.applier.set(applier);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AgentConfig {
+        &self.inner.config
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere cannot leave the maps half-written in a way that matters
+        // more than stopping the agent would.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// Runs every loop until `shutdown` completes, then lets running cycles finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let (stop, stopped) = watch::channel(false);
+        let mut loops = JoinSet::new();
+        let c = &self.inner.config;
+        let every = [
+            ("reconcile", c.reconcile_interval),
+            ("health", c.check_interval),
+            ("diagnostics", c.diagnostics_poll),
+            ("heartbeat", c.heartbeat_interval),
+        ];
+        for (name, period) in every {
+            let agent = self.clone();
+            let stopped = stopped.clone();
+            loops.spawn(async move { agent.repeat(name, period, stopped).await });
+        }
+        shutdown.await;
+        let _ = stop.send(true);
+        while loops.join_next().await.is_some() {}
+        tracing::info!("agent stopped");
+    }
+
+    async fn repeat(
+        &self,
+        name: &'static str,
+        period: Duration,
+        mut stopped: watch::Receiver<bool>,
+    ) {
+        let period = period.to_std().unwrap_or(std::time::Duration::from_secs(1));
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                _ = ticker.tick() => {}
+            }
+            let outcome = match name {
+                "reconcile" => self.reconcile_once().await.map(|r| format!("{r:?}")),
+                "health" => self.check_once().await.map(|r| format!("{r:?}")),
+                "diagnostics" => self.diagnostics_once().await.map(|r| format!("{r:?}")),
+                _ => self.heartbeat_once().await.map(|()| String::new()),
+            };
+            match outcome {
+                Ok(done) => tracing::debug!(cycle = name, %done, "cycle done"),
+                Err(error) => tracing::warn!(cycle = name, %error, "cycle failed; will retry"),
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ heartbeat
+
+    /// The heartbeat the agent would send now.
+    pub async fn snapshot(&self) -> Heartbeat {
+        let cluster = self.inner.probe.cluster_state().await;
+        let now = self.now();
+        let (errors, last_success, checked) = {
+            let s = self.state();
+            (
+                s.reconciler.errors_total(),
+                s.reconciler.last_success(),
+                s.last_check,
+            )
+        };
+        let mut snapshot = ClusterSnapshot {
+            agent_uptime_seconds: Some((now - self.inner.started_at).num_seconds().max(0)),
+            reconciliation_errors_total: Some(i64::try_from(errors).unwrap_or(i64::MAX)),
+            last_successful_reconcile: last_success,
+            k8s_api_healthy: Some(cluster.is_ok()),
+            ..ClusterSnapshot::default()
+        };
+        match cluster {
+            Ok(c) => {
+                snapshot.node_count = c.node_count;
+                snapshot.node_ready_count = c.node_ready_count;
+                snapshot.cluster_cpu_capacity = c.cpu_capacity_millis;
+                snapshot.cluster_cpu_available = c.cpu_available_millis;
+                snapshot.cluster_memory_capacity = c.memory_capacity_bytes;
+                snapshot.cluster_memory_available = c.memory_available_bytes;
+                snapshot.k8s_api_latency_ms = c.api_latency_ms;
+            }
+            Err(error) => tracing::warn!(%error, "cluster state unavailable"),
+        }
+        Heartbeat {
+            snapshot,
+            health_checked_at: checked,
+        }
+    }
+
+    /// Sends one heartbeat.
+    pub async fn heartbeat_once(&self) -> Result<()> {
+        let beat = self.snapshot().await;
+        self.inner.broker.heartbeat(&beat).await
+    }
+
+    // ------------------------------------------------------------ reconcile
+
+    /// Fetches the target state, applies what is due, reports the attempts.
+    pub async fn reconcile_once(&self) -> Result<ReconcileReport> {
+        let fetched = self.inner.broker.target_state().await;
+        let mut report = ReconcileReport::default();
+        if let Ok(desired) = &fetched {
+            report.desired = desired.len();
+            let due = {
+                let mut s = self.state();
+                s.desired = Some(desired.clone());
+                let ids: HashSet<_> = desired.iter().map(|o| o.id).collect();
+                s.reporter.retain(&ids);
+                match self.inner.applier.get() {
+                    Some(_) => s.reconciler.plan(desired, self.now()),
+                    None => Vec::new(),
+                }
+            };
+            if let Some(applier) = self.inner.applier.get() {
+                for object in due {
+                    let started = self.now();
+                    let clock = std::time::Instant::now();
+                    let result = applier.apply(&object).await;
+                    let took = Duration::from_std(clock.elapsed()).unwrap_or(Duration::zero());
+                    match &result {
+                        Ok(()) => report.applied += 1,
+                        Err(error) => {
+                            report.failed += 1;
+                            tracing::warn!(object = %object.id, %error, "apply failed");
+                        }
+                    }
+                    self.state()
+                        .reconciler
+                        .record(object.id, result, started, took, jitter());
+                }
+            }
+        }
+        // Reports of earlier cycles go out even when this fetch failed.
+        let flushed = self.flush_status().await;
+        fetched?;
+        report.reported = flushed?;
+        Ok(report)
+    }
+
+    async fn flush_status(&self) -> Result<usize> {
+        let events = self.state().reconciler.unsent();
+        if events.is_empty() {
+            return Ok(0);
+        }
+        match self.inner.broker.report_deployment_status(&events).await {
+            Ok(result) => {
+                for r in &result.rejected {
+                    tracing::warn!(object = %r.id, reason = %r.reason, "status event refused");
+                }
+                self.state().reconciler.delivered(&events);
+                Ok(events.len())
+            }
+            Err(error) if retryable(&error) => Err(error),
+            Err(error) => {
+                tracing::warn!(%error, "status events refused; dropped");
+                self.state().reconciler.delivered(&events);
+                Err(error)
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ health
+
+    async fn desired(&self) -> Result<Vec<DeploymentObject>> {
+        if let Some(desired) = self.state().desired.clone() {
+            return Ok(desired);
+        }
+        let desired = self.inner.broker.target_state().await?;
+        self.state().desired = Some(desired.clone());
+        Ok(desired)
+    }
+
+    /// Classifies every object of the target state and reports what changed.
+    pub async fn check_once(&self) -> Result<CheckReport> {
+        let desired = self.desired().await?;
+        let now = self.now();
+        let mut report = CheckReport::default();
+        for object in &desired {
+            match self.inner.probe.observe(object).await {
+                Ok(mut observations) => {
+                    observations.deletion = object.is_deletion;
+                    let verdict = classify(&observations, now, &self.inner.config.health_policy);
+                    self.state().reporter.observe(object.id, &verdict, now);
+                    report.observed += 1;
+                }
+                Err(ProbeError::Forbidden(message)) => {
+                    // RBAC keeps us from looking: say so instead of guessing.
+                    let summary = HealthSummary {
+                        conditions: vec!["NotAssessed".to_owned()],
+                        findings: vec![serde_json::json!({
+                            "code": "NotAssessed",
+                            "severity": "unknown",
+                            "message": message,
+                        })],
+                        ..HealthSummary::default()
+                    };
+                    self.state()
+                        .reporter
+                        .observe_summary(object.id, Health::Unknown, summary, now);
+                    report.observed += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(object = %object.id, %error, "could not observe");
+                    report.unreadable += 1;
+                }
+            }
+        }
+        if report.unreadable == 0 {
+            self.state().last_check = Some(now);
+        }
+        report.reported = self.flush_health().await?;
+        Ok(report)
+    }
+
+    async fn flush_health(&self) -> Result<usize> {
+        let items = self.state().reporter.queued();
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let report = HealthReport {
+            deployment_objects: items,
+        };
+        match self.inner.broker.report_health(&report).await {
+            Ok(result) => {
+                for r in &result.rejected {
+                    tracing::warn!(object = %r.id, reason = %r.reason, "verdict refused");
+                }
+                self.state().reporter.delivered(&report.deployment_objects);
+                Ok(report.deployment_objects.len())
+            }
+            Err(error) if retryable(&error) => Err(error),
+            Err(error) => {
+                tracing::warn!(%error, "verdicts refused; dropped");
+                self.state().reporter.delivered(&report.deployment_objects);
+                Err(error)
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ diagnostics
+
+    /// Posts results still owed, then claims, collects and answers new requests.
+    pub async fn diagnostics_once(&self) -> Result<DiagnosticsReport> {
+        let mut report = DiagnosticsReport::default();
+        let owed: Vec<_> = self.state().results.keys().copied().collect();
+        for id in owed {
+            report.posted += usize::from(self.post(id).await?);
+        }
+        let pending = self.inner.broker.pending_diagnostics().await?;
+        for request in pending {
+            let token = format!("{}-{}", self.inner.instance, request.id);
+            match self.inner.broker.claim_diagnostic(request.id, &token).await {
+                Ok(()) => report.claimed += 1,
+                Err(error) if retryable(&error) => return Err(error),
+                Err(error) => {
+                    // Claimed by someone else, expired, or gone: not ours to answer.
+                    tracing::debug!(request = %request.id, %error, "not claimed");
+                    continue;
+                }
+            }
+            let outcome = self.collect(request.deployment_object_id).await;
+            self.state().results.insert(request.id, outcome);
+            report.posted += usize::from(self.post(request.id).await?);
+        }
+        Ok(report)
+    }
+
+    /// Posts a collected result; `Ok(false)` when the broker refused it for good.
+    async fn post(&self, id: DiagnosticId) -> Result<bool> {
+        let Some(outcome) = self.state().results.get(&id).cloned() else {
+            return Ok(false);
+        };
+        match self.inner.broker.post_diagnostic_result(id, &outcome).await {
+            Ok(()) => {
+                self.state().results.remove(&id);
+                Ok(true)
+            }
+            Err(error) if retryable(&error) => Err(error),
+            Err(error) => {
+                tracing::warn!(request = %id, %error, "result refused; dropped");
+                self.state().results.remove(&id);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Collects a bundle for one object; a failure becomes a `failed` outcome with the
+    /// reason, so the request never stays claimed for nothing.
+    pub async fn collect(&self, id: DeploymentObjectId) -> DiagnosticOutcome {
+        match self.try_collect(id).await {
+            Ok(bundle) => DiagnosticOutcome::Bundle(bundle),
+            Err(reason) => DiagnosticOutcome::Failed(reason),
+        }
+    }
+
+    async fn try_collect(
+        &self,
+        id: DeploymentObjectId,
+    ) -> std::result::Result<DiagnosticBundle, String> {
+        let c = &self.inner.config;
+        let desired = self
+            .desired()
+            .await
+            .map_err(|e| format!("could not fetch the target state: {e}"))?;
+        let object = desired.into_iter().find(|o| o.id == id).ok_or_else(|| {
+            "the deployment object is not in this agent's target state".to_owned()
+        })?;
+        let observations = self
+            .inner
+            .probe
+            .observe(&object)
+            .await
+            .map_err(|e| format!("could not read the cluster: {e}"))?;
+        let now = self.now();
+        let resources = &observations.resources;
+        let scope = collect::event_scope(resources, now - c.event_lookback);
+        let events = match self.inner.probe.events(&scope).await {
+            Ok(events) => collect::event_reports(events, &scope),
+            Err(error) => {
+                tracing::warn!(object = %id, %error, "events unavailable");
+                Vec::new()
+            }
+        };
+        let mut log_tails = BTreeMap::new();
+        for (key, query) in collect::log_queries(resources, c.log_tail_lines, c.log_tail_bytes) {
+            let lines = match self.inner.probe.log_tail(&query).await {
+                Ok(lines) => {
+                    let skip = lines.len().saturating_sub(c.log_tail_lines as usize);
+                    redact_lines(&lines[skip..], LINE_CAP)
+                }
+                // A previous instance whose log is gone: nothing to show.
+                Err(ProbeError::NotFound(_)) => continue,
+                Err(error) => vec![format!("[log unavailable: {error}]")],
+            };
+            log_tails.insert(key, lines);
+        }
+        let mut bundle = DiagnosticBundle {
+            collected_at: now,
+            pod_statuses: collect::pod_reports(resources),
+            events,
+            log_tails,
+            owner_chain: collect::owner_chain(resources),
+            truncated: false,
+        };
+        collect::fit(&mut bundle, c.max_bundle_bytes);
+        Ok(bundle)
+    }
+
+    /// Diagnostics results collected but not yet taken by the broker.
+    pub fn owed_results(&self) -> usize {
+        self.state().results.len()
+    }
+
+    /// Verdicts waiting to be sent.
+    pub fn queued_verdicts(&self) -> usize {
+        self.state().reporter.queued().len()
+    }
+}
