@@ -9,7 +9,9 @@
 //! | `memory` (default) | `store_memory` | in-process store |
 //! | `postgres` | `store_postgres` | PostgreSQL store |
 //! | `k8s` | `k8s` | Kubernetes probe and applier |
-//! | `http` | `http` | broker HTTP API and agent client |
+//! | `http` (default) | `http` | broker HTTP API |
+//! | `agent` (default) | `core::agent` | agent runtime, simulated cluster |
+//! | `client` (default) | `http::client` | the agent's HTTP client |
 #![forbid(unsafe_code)]
 
 pub use brokkr_core as core;

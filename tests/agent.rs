@@ -1,0 +1,630 @@
+//! The agent runtime against an in-process broker and a simulated cluster, on a manual
+//! clock: what an operator would see on the broker while the agent works.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use brokkr::core::Error;
+use brokkr::core::agent::{
+    Agent, AgentConfig, BrokerApi, Fault, FaultKind, LocalBroker, SimulatedCluster,
+    SimulationConfig,
+};
+use brokkr::core::auth::{Principal, hash_pak};
+use brokkr::core::broker::{Broker, BrokerConfig, HealthReportResult, StatusReportResult};
+use brokkr::core::clock::{Clock, ManualClock};
+use brokkr::core::diagnostics::{DiagnosticStatus, PendingDiagnostic};
+use brokkr::core::health::Health;
+use brokkr::core::ids::{AgentId, DeploymentObjectId, DiagnosticId, WorkOrderId};
+use brokkr::core::model::{
+    DeliveryState, DeploymentObject, DeploymentStatusEvent, DiagnosticOutcome, FailureReason,
+    HealthReport, Heartbeat, NewAgent, NewDeploymentObject, NewStack, NewTarget, WorkOrder,
+};
+use brokkr::store_memory::MemoryStore;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+const ADMIN_KEY: &str = "brokkr_admin_0123456789abcdefghijABCDEFGHIJ0123456789abc";
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
+}
+
+/// A broker API that can be switched off (the network is down) and counts calls.
+struct Flaky<B> {
+    inner: B,
+    down: AtomicBool,
+    health_reports: AtomicUsize,
+}
+
+impl<B> Flaky<B> {
+    fn new(inner: B) -> Self {
+        Self {
+            inner,
+            down: AtomicBool::new(false),
+            health_reports: AtomicUsize::new(0),
+        }
+    }
+    fn check(&self) -> Result<(), Error> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable("network down".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<B: BrokerApi> BrokerApi for Flaky<B> {
+    fn agent_id(&self) -> AgentId {
+        self.inner.agent_id()
+    }
+    async fn heartbeat(&self, beat: &Heartbeat) -> Result<(), Error> {
+        self.check()?;
+        self.inner.heartbeat(beat).await
+    }
+    async fn target_state(&self) -> Result<Vec<DeploymentObject>, Error> {
+        self.check()?;
+        self.inner.target_state().await
+    }
+    async fn report_deployment_status(
+        &self,
+        events: &[DeploymentStatusEvent],
+    ) -> Result<StatusReportResult, Error> {
+        self.check()?;
+        self.inner.report_deployment_status(events).await
+    }
+    async fn report_health(&self, report: &HealthReport) -> Result<HealthReportResult, Error> {
+        self.check()?;
+        self.health_reports.fetch_add(1, Ordering::SeqCst);
+        self.inner.report_health(report).await
+    }
+    async fn pending_diagnostics(&self) -> Result<Vec<PendingDiagnostic>, Error> {
+        self.check()?;
+        self.inner.pending_diagnostics().await
+    }
+    async fn claim_diagnostic(&self, id: DiagnosticId, token: &str) -> Result<(), Error> {
+        self.check()?;
+        self.inner.claim_diagnostic(id, token).await
+    }
+    async fn post_diagnostic_result(
+        &self,
+        id: DiagnosticId,
+        outcome: &DiagnosticOutcome,
+    ) -> Result<(), Error> {
+        self.check()?;
+        self.inner.post_diagnostic_result(id, outcome).await
+    }
+    async fn open_work_orders(&self) -> Result<Vec<WorkOrder>, Error> {
+        self.check()?;
+        self.inner.open_work_orders().await
+    }
+    async fn claim_work_order(&self, id: WorkOrderId) -> Result<WorkOrder, Error> {
+        self.check()?;
+        self.inner.claim_work_order(id).await
+    }
+    async fn complete_work_order(
+        &self,
+        id: WorkOrderId,
+        success: bool,
+    ) -> Result<WorkOrder, Error> {
+        self.check()?;
+        self.inner.complete_work_order(id, success).await
+    }
+}
+
+type Api = Arc<Flaky<LocalBroker<MemoryStore>>>;
+type TestAgent = Agent<Arc<SimulatedCluster>, Api, ManualClock>;
+
+struct World {
+    broker: Broker<MemoryStore>,
+    clock: ManualClock,
+    admin: Principal,
+    agent_id: AgentId,
+    agent_key: String,
+    object: DeploymentObjectId,
+    cluster: Arc<SimulatedCluster>,
+    api: Api,
+    agent: TestAgent,
+}
+
+async fn world() -> World {
+    let clock = ManualClock::new(t0());
+    let broker = Broker::new(
+        Arc::new(MemoryStore::new()),
+        Arc::new(clock.clone()),
+        hash_pak(ADMIN_KEY),
+        BrokerConfig::default(),
+    )
+    .unwrap();
+    let admin = broker.authenticate(ADMIN_KEY).await.unwrap();
+    let registered = broker
+        .register_agent(
+            &admin,
+            NewAgent {
+                name: "edge-1".into(),
+                cluster_name: "eu-west".into(),
+                labels: BTreeMap::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let stack = broker
+        .create_stack(
+            &admin,
+            NewStack {
+                name: "shop".into(),
+                labels: BTreeMap::default(),
+            },
+        )
+        .await
+        .unwrap();
+    broker
+        .target(
+            &admin,
+            registered.agent.id,
+            NewTarget { stack_id: stack.id },
+        )
+        .await
+        .unwrap();
+    let object = broker
+        .add_deployment_object(
+            &admin,
+            stack.id,
+            NewDeploymentObject {
+                yaml_content: "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n"
+                    .into(),
+                is_deletion: false,
+            },
+        )
+        .await
+        .unwrap();
+    let agent_key = registered.pak.expose().to_owned();
+    let api = Arc::new(Flaky::new(
+        LocalBroker::connect(broker.clone(), &agent_key)
+            .await
+            .unwrap(),
+    ));
+    let cluster = Arc::new(SimulatedCluster::new(
+        Arc::new(clock.clone()),
+        SimulationConfig::default(),
+    ));
+    let agent = new_agent(&cluster, api.clone(), &clock);
+    World {
+        broker,
+        clock,
+        admin,
+        agent_id: registered.agent.id,
+        agent_key,
+        object: object.id,
+        cluster,
+        api,
+        agent,
+    }
+}
+
+fn new_agent(cluster: &Arc<SimulatedCluster>, api: Api, clock: &ManualClock) -> TestAgent {
+    Agent::new(cluster.clone(), api, clock.clone(), AgentConfig::default())
+        .unwrap()
+        .with_applier(cluster.clone())
+}
+
+impl World {
+    async fn object_status(&self) -> Health {
+        self.broker
+            .object_health(&self.admin, self.object)
+            .await
+            .unwrap()
+            .status
+    }
+
+    fn advance(&self, seconds: i64) {
+        self.clock.advance(Duration::seconds(seconds));
+    }
+
+    fn fault(&self, kind: FaultKind) {
+        self.cluster.inject(Fault {
+            object: Some(self.object),
+            kind,
+            from: self.clock.now(),
+            until: None,
+        });
+    }
+}
+
+#[tokio::test]
+async fn reconcile_applies_the_target_state_once_and_reports_it() {
+    let w = world().await;
+    let report = w.agent.reconcile_once().await.unwrap();
+    assert_eq!((report.desired, report.applied, report.failed), (1, 1, 0));
+    assert_eq!(w.cluster.running(), [w.object]);
+    let view = w
+        .broker
+        .deployment_object(&w.admin, w.object)
+        .await
+        .unwrap();
+    assert_eq!(view.deliveries.len(), 1);
+    assert_eq!(view.deliveries[0].state, DeliveryState::Applied);
+    assert!(view.deliveries[0].acknowledged_at.is_some());
+    w.advance(30);
+    let again = w.agent.reconcile_once().await.unwrap();
+    assert_eq!((again.applied, again.reported), (0, 0), "nothing new to do");
+    assert_eq!(w.cluster.apply_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_rejected_apply_is_reported_with_its_reason_and_retried_after_backoff() {
+    let w = world().await;
+    w.fault(FaultKind::ApplyRejected(FailureReason::Forbidden));
+    let report = w.agent.reconcile_once().await.unwrap();
+    assert_eq!(report.failed, 1);
+    let status = w
+        .broker
+        .operational_status(&w.admin, w.agent_id)
+        .await
+        .unwrap();
+    assert_eq!(status.reconcile.objects_failing, 1);
+    assert_eq!(
+        status.reconcile.last_failure_reason,
+        Some(FailureReason::Forbidden)
+    );
+    // Backoff: 10 s at most after the first failure, not retried before 5 s.
+    w.advance(4);
+    assert_eq!(w.agent.reconcile_once().await.unwrap().failed, 0);
+    w.cluster.clear_faults();
+    w.advance(7);
+    assert_eq!(w.agent.reconcile_once().await.unwrap().applied, 1);
+    let view = w
+        .broker
+        .deployment_object(&w.admin, w.object)
+        .await
+        .unwrap();
+    assert_eq!(view.deliveries[0].state, DeliveryState::Applied);
+    assert_eq!(view.deliveries[0].retry_count, 1);
+    // The heartbeat carries the error count.
+    w.agent.heartbeat_once().await.unwrap();
+    let status = w
+        .broker
+        .operational_status(&w.admin, w.agent_id)
+        .await
+        .unwrap();
+    let snapshot = status.snapshot.unwrap();
+    assert_eq!(snapshot.reconciliation_errors_total, Some(1));
+    assert!(snapshot.last_successful_reconcile.is_some());
+}
+
+#[tokio::test]
+async fn health_is_reported_only_when_it_changes() {
+    let w = world().await;
+    w.agent.reconcile_once().await.unwrap();
+    let first = w.agent.check_once().await.unwrap();
+    assert_eq!((first.observed, first.reported), (1, 1));
+    assert_eq!(w.object_status().await, Health::Healthy);
+    for _ in 0..3 {
+        w.advance(60);
+        let cycle = w.agent.check_once().await.unwrap();
+        assert_eq!(cycle.reported, 0, "nothing changed, nothing sent");
+    }
+    assert_eq!(w.api.health_reports.load(Ordering::SeqCst), 1);
+    // The periodic refresh (5 min after the last send) goes out even without change.
+    w.advance(120);
+    assert_eq!(w.agent.check_once().await.unwrap().reported, 1);
+}
+
+#[tokio::test]
+async fn trouble_is_reported_at_once_and_recovery_only_after_it_held() {
+    let w = world().await;
+    w.agent.reconcile_once().await.unwrap();
+    w.agent.check_once().await.unwrap();
+    w.advance(60);
+    w.fault(FaultKind::CrashLoopBackOff);
+    w.advance(10);
+    assert_eq!(w.agent.check_once().await.unwrap().reported, 1);
+    assert_eq!(w.object_status().await, Health::Failing);
+    let health = w.broker.object_health(&w.admin, w.object).await.unwrap();
+    let summary = health.agents[0].summary.as_ref().unwrap();
+    assert!(
+        summary.conditions.iter().any(|c| c == "CrashLoopBackOff"),
+        "{summary:?}"
+    );
+    w.cluster.clear_faults();
+    // Recovery is first seen now, and reported once it has held for 90 s.
+    for _ in 0..2 {
+        w.advance(60);
+        assert_eq!(w.agent.check_once().await.unwrap().reported, 0);
+        assert_eq!(w.object_status().await, Health::Failing, "held back");
+    }
+    w.advance(60);
+    assert_eq!(w.agent.check_once().await.unwrap().reported, 1);
+    assert_eq!(w.object_status().await, Health::Healthy);
+}
+
+#[tokio::test]
+async fn after_an_outage_the_latest_state_is_sent_and_nothing_older() {
+    let w = world().await;
+    w.agent.reconcile_once().await.unwrap();
+    w.agent.check_once().await.unwrap();
+    w.api.down.store(true, Ordering::SeqCst);
+    w.advance(60);
+    w.fault(FaultKind::ImagePullBackOff);
+    for _ in 0..5 {
+        w.advance(60);
+        assert!(matches!(
+            w.agent.check_once().await,
+            Err(Error::Unavailable(_))
+        ));
+        assert!(w.agent.heartbeat_once().await.is_err());
+        assert_eq!(
+            w.agent.queued_verdicts(),
+            1,
+            "one item per object, the newest"
+        );
+    }
+    assert_eq!(
+        w.object_status().await,
+        Health::Healthy,
+        "nothing got through"
+    );
+    w.api.down.store(false, Ordering::SeqCst);
+    w.advance(60);
+    let cycle = w.agent.check_once().await.unwrap();
+    assert_eq!(cycle.reported, 1);
+    assert_eq!(w.object_status().await, Health::Failing);
+    let entry = &w
+        .broker
+        .object_health(&w.admin, w.object)
+        .await
+        .unwrap()
+        .agents[0];
+    assert_eq!(entry.checked_at, Some(w.clock.now()));
+    w.agent.heartbeat_once().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_stops_the_health_clock_but_not_the_agent() {
+    let w = world().await;
+    w.agent.reconcile_once().await.unwrap();
+    w.agent.check_once().await.unwrap();
+    w.agent.heartbeat_once().await.unwrap();
+    let before = w
+        .broker
+        .operational_status(&w.admin, w.agent_id)
+        .await
+        .unwrap();
+    assert_eq!(before.health_checked_at, Some(t0()));
+    w.cluster.inject(Fault {
+        object: None,
+        kind: FaultKind::ApiDown,
+        from: w.clock.now(),
+        until: None,
+    });
+    w.advance(60);
+    let cycle = w.agent.check_once().await.unwrap();
+    assert_eq!((cycle.observed, cycle.unreadable), (0, 1));
+    w.agent.heartbeat_once().await.unwrap();
+    let after = w
+        .broker
+        .operational_status(&w.admin, w.agent_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.health_checked_at,
+        Some(t0()),
+        "no complete cycle since"
+    );
+    assert_eq!(after.snapshot.unwrap().k8s_api_healthy, Some(false));
+}
+
+#[tokio::test]
+async fn diagnostics_are_collected_redacted_and_posted() {
+    let w = world().await;
+    w.agent.reconcile_once().await.unwrap();
+    w.fault(FaultKind::OomKilled);
+    w.advance(60);
+    let requests = w
+        .broker
+        .request_diagnostics(&w.admin, w.object, Some(w.agent_id), "ops@example")
+        .await
+        .unwrap();
+    let report = w.agent.diagnostics_once().await.unwrap();
+    assert_eq!((report.claimed, report.posted), (1, 1));
+    let view = w.broker.diagnostic(&w.admin, requests[0].id).await.unwrap();
+    assert_eq!(view.request.status, DiagnosticStatus::Completed);
+    let Some(DiagnosticOutcome::Bundle(bundle)) = view.result else {
+        panic!("expected a bundle, got {:?}", view.result);
+    };
+    assert_eq!(bundle.pod_statuses.len(), 3);
+    let app = &bundle.pod_statuses[0].container_statuses[0];
+    assert_eq!(app.last_termination_reason.as_deref(), Some("OOMKilled"));
+    assert!(bundle.events.iter().any(|e| e.reason == "OOMKilling"));
+    assert!(
+        bundle.log_tails.keys().any(|k| k.ends_with("/previous")),
+        "{:?}",
+        bundle.log_tails.keys()
+    );
+    let all_lines = bundle
+        .log_tails
+        .values()
+        .flatten()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert!(!all_lines.is_empty());
+    let text = all_lines.join("\n");
+    assert!(!text.contains("s3cr3t-pa55"), "{text}");
+    assert!(!text.contains("eyJhbGciOiJIUzI1NiJ9"), "{text}");
+    assert!(bundle.owner_chain[0].starts_with("Deployment/"));
+    // Nothing left to do on the next poll.
+    assert_eq!(
+        w.agent.diagnostics_once().await.unwrap(),
+        Default::default()
+    );
+}
+
+#[tokio::test]
+async fn a_failed_collection_posts_a_failure_instead_of_holding_the_claim() {
+    let w = world().await;
+    w.agent.reconcile_once().await.unwrap();
+    let requests = w
+        .broker
+        .request_diagnostics(&w.admin, w.object, Some(w.agent_id), "ops@example")
+        .await
+        .unwrap();
+    w.cluster.inject(Fault {
+        object: None,
+        kind: FaultKind::ApiDown,
+        from: w.clock.now(),
+        until: None,
+    });
+    w.agent.diagnostics_once().await.unwrap();
+    let view = w.broker.diagnostic(&w.admin, requests[0].id).await.unwrap();
+    assert_eq!(view.request.status, DiagnosticStatus::Failed);
+    let Some(DiagnosticOutcome::Failed(reason)) = view.result else {
+        panic!("expected a failure, got {:?}", view.result);
+    };
+    assert!(reason.contains("could not read the cluster"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_result_that_could_not_be_posted_is_posted_on_the_next_poll() {
+    let w = world().await;
+    w.agent.reconcile_once().await.unwrap();
+    let requests = w
+        .broker
+        .request_diagnostics(&w.admin, w.object, Some(w.agent_id), "ops@example")
+        .await
+        .unwrap();
+    // Claim by hand through the same agent's path, then lose the network before posting.
+    let pending = w.api.pending_diagnostics().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    w.api.down.store(true, Ordering::SeqCst);
+    assert!(w.agent.diagnostics_once().await.is_err());
+    w.api.down.store(false, Ordering::SeqCst);
+    let report = w.agent.diagnostics_once().await.unwrap();
+    assert_eq!(report.posted, 1);
+    let view = w.broker.diagnostic(&w.admin, requests[0].id).await.unwrap();
+    assert_eq!(view.request.status, DiagnosticStatus::Completed);
+}
+
+#[tokio::test]
+async fn two_agent_processes_racing_claim_each_request_exactly_once() {
+    let w = world().await;
+    w.agent.reconcile_once().await.unwrap();
+    // A second process with the same key (a botched rollout running two replicas).
+    let api2 = Arc::new(Flaky::new(
+        LocalBroker::connect(w.broker.clone(), &w.agent_key)
+            .await
+            .unwrap(),
+    ));
+    let second = new_agent(&w.cluster, api2, &w.clock);
+    second.reconcile_once().await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let r = w
+            .broker
+            .request_diagnostics(&w.admin, w.object, Some(w.agent_id), "ops@example")
+            .await
+            .unwrap();
+        ids.push(r[0].id);
+    }
+    let (a, b) = tokio::join!(w.agent.diagnostics_once(), second.diagnostics_once());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.claimed + b.claimed, 10, "{a:?} {b:?}");
+    assert_eq!(a.posted + b.posted, 10);
+    for id in ids {
+        let view = w.broker.diagnostic(&w.admin, id).await.unwrap();
+        assert_eq!(view.request.status, DiagnosticStatus::Completed);
+    }
+}
+
+#[tokio::test]
+async fn the_heartbeat_carries_the_cluster_snapshot() {
+    let w = world().await;
+    w.agent.reconcile_once().await.unwrap();
+    w.cluster.inject(Fault {
+        object: None,
+        kind: FaultKind::NodeLoss(1),
+        from: w.clock.now(),
+        until: None,
+    });
+    w.advance(45);
+    w.agent.heartbeat_once().await.unwrap();
+    let status = w
+        .broker
+        .operational_status(&w.admin, w.agent_id)
+        .await
+        .unwrap();
+    let s = status.snapshot.unwrap();
+    assert_eq!((s.node_count, s.node_ready_count), (Some(3), Some(2)));
+    assert_eq!(s.cluster_cpu_capacity, Some(12_000));
+    assert_eq!(s.cluster_cpu_available, Some(12_000 - 3 * 100));
+    assert_eq!(s.k8s_api_healthy, Some(true));
+    assert_eq!(s.agent_uptime_seconds, Some(45));
+    assert_eq!(status.last_heartbeat_at, Some(w.clock.now()));
+}
+
+#[tokio::test]
+async fn pods_on_a_lost_node_make_the_object_unknown_not_healthy() {
+    let w = world().await;
+    w.agent.reconcile_once().await.unwrap();
+    w.agent.check_once().await.unwrap();
+    w.cluster.inject(Fault {
+        object: None,
+        kind: FaultKind::NodeLoss(0),
+        from: w.clock.now(),
+        until: None,
+    });
+    w.advance(60);
+    w.agent.check_once().await.unwrap();
+    assert_eq!(w.object_status().await, Health::Unknown);
+}
+
+#[tokio::test]
+async fn the_loops_run_until_shutdown() {
+    // Real time, short intervals: the loops themselves, not the policies.
+    let w = world().await;
+    let config = AgentConfig {
+        heartbeat_interval: Duration::milliseconds(20),
+        check_interval: Duration::milliseconds(20),
+        diagnostics_poll: Duration::milliseconds(20),
+        reconcile_interval: Duration::milliseconds(20),
+        recover_after: Duration::milliseconds(50),
+        ..AgentConfig::default()
+    };
+    let agent = Agent::new(w.cluster.clone(), w.api.clone(), w.clock.clone(), config)
+        .unwrap()
+        .with_applier(w.cluster.clone());
+    let request = w
+        .broker
+        .request_diagnostics(&w.admin, w.object, Some(w.agent_id), "ops@example")
+        .await
+        .unwrap()[0]
+        .id;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(agent.run(async move {
+        let _ = stopped.await;
+    }));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let done = w.broker.diagnostic(&w.admin, request).await.unwrap();
+        let health = w.object_status().await;
+        if done.request.status == DiagnosticStatus::Completed && health == Health::Healthy {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the loops did not run"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), running)
+        .await
+        .expect("shutdown finishes")
+        .unwrap();
+    let status = w
+        .broker
+        .operational_status(&w.admin, w.agent_id)
+        .await
+        .unwrap();
+    assert!(status.last_heartbeat_at.is_some());
+}
