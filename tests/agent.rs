@@ -294,6 +294,24 @@ async fn a_rejected_apply_is_reported_with_its_reason_and_retried_after_backoff(
 }
 
 #[tokio::test]
+async fn objects_not_applied_yet_are_not_judged() {
+    let w = world().await;
+    let early = w.agent.check_once().await.unwrap();
+    assert_eq!((early.observed, early.pending, early.reported), (0, 1, 0));
+    let entry = &w
+        .broker
+        .object_health(&w.admin, w.object)
+        .await
+        .unwrap()
+        .agents[0];
+    assert_eq!(entry.status, Health::Unknown);
+    assert!(entry.checked_at.is_none(), "never reported, not failing");
+    w.agent.reconcile_once().await.unwrap();
+    assert_eq!(w.agent.check_once().await.unwrap().observed, 1);
+    assert_eq!(w.object_status().await, Health::Healthy);
+}
+
+#[tokio::test]
 async fn health_is_reported_only_when_it_changes() {
     let w = world().await;
     w.agent.reconcile_once().await.unwrap();
@@ -456,7 +474,7 @@ async fn diagnostics_are_collected_redacted_and_posted() {
     // Nothing left to do on the next poll.
     assert_eq!(
         w.agent.diagnostics_once().await.unwrap(),
-        Default::default()
+        brokkr::core::agent::DiagnosticsReport::default()
     );
 }
 

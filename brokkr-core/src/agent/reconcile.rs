@@ -173,6 +173,11 @@ impl Reconciler {
         self.last_success
     }
 
+    /// Whether `id` has been applied successfully.
+    pub fn is_applied(&self, id: DeploymentObjectId) -> bool {
+        self.progress.get(&id) == Some(&Progress::Applied)
+    }
+
     /// Retries before the next attempt of `id` (0 when it never failed).
     pub fn failures(&self, id: DeploymentObjectId) -> u32 {
         match self.progress.get(&id) {

@@ -54,6 +54,8 @@ pub struct CheckReport {
     pub observed: usize,
     /// Objects the cluster could not be asked about this time.
     pub unreadable: usize,
+    /// Objects not judged yet because they are not applied yet.
+    pub pending: usize,
     /// Verdicts the broker took.
     pub reported: usize,
 }
@@ -357,6 +359,14 @@ where
         let now = self.now();
         let mut report = CheckReport::default();
         for object in &desired {
+            // An object this agent applies is judged once it is applied: before that,
+            // "nothing found" would read as a failure that is only a delivery in
+            // progress (its deployment status tells that story).
+            if self.inner.applier.get().is_some() && !self.state().reconciler.is_applied(object.id)
+            {
+                report.pending += 1;
+                continue;
+            }
             match self.inner.probe.observe(object).await {
                 Ok(mut observations) => {
                     observations.deletion = object.is_deletion;
