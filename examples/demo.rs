@@ -403,7 +403,23 @@ async fn print_summary(
                         if why.is_empty() {
                             why = s.phase.clone().unwrap_or_default();
                         }
-                        format!("{why} ({}/{} pods ready)", s.pods_ready, s.pods_total)
+                        let top = s
+                            .findings
+                            .first()
+                            .map(|f| {
+                                let text = |k: &str| f.get(k).and_then(|v| v.as_str());
+                                let of = f
+                                    .get("affected")
+                                    .map(|a| format!(" {}/{} pods", a["n"], a["of"]))
+                                    .unwrap_or_default();
+                                format!(
+                                    "\n           top finding: {}{of}: {}",
+                                    text("display").unwrap_or("?"),
+                                    text("message").unwrap_or("")
+                                )
+                            })
+                            .unwrap_or_default();
+                        format!("{why} ({}/{} pods ready){top}", s.pods_ready, s.pods_total)
                     },
                 );
                 println!(
@@ -476,7 +492,7 @@ async fn diagnose(
         .request_diagnostics(admin, object, Some(agent), "demo")
         .await?[0]
         .id;
-    let deadline = Instant::now() + std::time::Duration::from_secs(15);
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let view = broker.diagnostic(admin, request).await?;
         match (view.request.status, view.result) {
@@ -523,7 +539,7 @@ async fn diagnose(
                 return Ok(true);
             }
             _ if Instant::now() > deadline => {
-                println!("diagnostics not answered within 15 s\n");
+                println!("diagnostics not answered within 5 s\n");
                 return Ok(true);
             }
             _ => tokio::time::sleep(std::time::Duration::from_millis(250)).await,

@@ -31,10 +31,14 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
 }
 
-/// A broker API that can be switched off (the network is down) and counts calls.
+/// A broker API that can be switched off (the network is down), can lose only the
+/// posting of results, can hold callers after listing pending diagnostics until all
+/// have listed (to make a race real), and counts calls.
 struct Flaky<B> {
     inner: B,
     down: AtomicBool,
+    posts_fail: AtomicBool,
+    after_pending: Option<Arc<tokio::sync::Barrier>>,
     health_reports: AtomicUsize,
 }
 
@@ -43,6 +47,8 @@ impl<B> Flaky<B> {
         Self {
             inner,
             down: AtomicBool::new(false),
+            posts_fail: AtomicBool::new(false),
+            after_pending: None,
             health_reports: AtomicUsize::new(0),
         }
     }
@@ -81,7 +87,11 @@ impl<B: BrokerApi> BrokerApi for Flaky<B> {
     }
     async fn pending_diagnostics(&self) -> Result<Vec<PendingDiagnostic>, Error> {
         self.check()?;
-        self.inner.pending_diagnostics().await
+        let pending = self.inner.pending_diagnostics().await;
+        if let Some(barrier) = &self.after_pending {
+            barrier.wait().await;
+        }
+        pending
     }
     async fn claim_diagnostic(&self, id: DiagnosticId, token: &str) -> Result<(), Error> {
         self.check()?;
@@ -93,6 +103,9 @@ impl<B: BrokerApi> BrokerApi for Flaky<B> {
         outcome: &DiagnosticOutcome,
     ) -> Result<(), Error> {
         self.check()?;
+        if self.posts_fail.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable("connection reset".into()));
+        }
         self.inner.post_diagnostic_result(id, outcome).await
     }
     async fn open_work_orders(&self) -> Result<Vec<WorkOrder>, Error> {
@@ -460,16 +473,21 @@ async fn diagnostics_are_collected_redacted_and_posted() {
         "{:?}",
         bundle.log_tails.keys()
     );
-    let all_lines = bundle
-        .log_tails
-        .values()
-        .flatten()
-        .cloned()
-        .collect::<Vec<_>>();
-    assert!(!all_lines.is_empty());
-    let text = all_lines.join("\n");
-    assert!(!text.contains("s3cr3t-pa55"), "{text}");
-    assert!(!text.contains("eyJhbGciOiJIUzI1NiJ9"), "{text}");
+    // Redacted by the agent itself (the broker redacts again before storing).
+    let DiagnosticOutcome::Bundle(raw) = w.agent.collect(w.object).await else {
+        panic!("collection failed")
+    };
+    for tails in [&raw.log_tails, &bundle.log_tails] {
+        let text = tails
+            .values()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(text.contains("[REDACTED]"), "{text}");
+        assert!(!text.contains("s3cr3t-pa55"), "{text}");
+        assert!(!text.contains("eyJhbGciOiJIUzI1NiJ9"), "{text}");
+    }
     assert!(bundle.owner_chain[0].starts_with("Deployment/"));
     // Nothing left to do on the next poll.
     assert_eq!(
@@ -511,30 +529,39 @@ async fn a_result_that_could_not_be_posted_is_posted_on_the_next_poll() {
         .request_diagnostics(&w.admin, w.object, Some(w.agent_id), "ops@example")
         .await
         .unwrap();
-    // Claim by hand through the same agent's path, then lose the network before posting.
-    let pending = w.api.pending_diagnostics().await.unwrap();
-    assert_eq!(pending.len(), 1);
-    w.api.down.store(true, Ordering::SeqCst);
+    // Claimed and collected, but the post is lost.
+    w.api.posts_fail.store(true, Ordering::SeqCst);
     assert!(w.agent.diagnostics_once().await.is_err());
-    w.api.down.store(false, Ordering::SeqCst);
+    assert_eq!(w.agent.owed_results(), 1);
+    let view = w.broker.diagnostic(&w.admin, requests[0].id).await.unwrap();
+    assert_eq!(view.request.status, DiagnosticStatus::Claimed);
+    w.api.posts_fail.store(false, Ordering::SeqCst);
     let report = w.agent.diagnostics_once().await.unwrap();
-    assert_eq!(report.posted, 1);
+    assert_eq!((report.claimed, report.posted), (0, 1));
+    assert_eq!(w.agent.owed_results(), 0);
     let view = w.broker.diagnostic(&w.admin, requests[0].id).await.unwrap();
     assert_eq!(view.request.status, DiagnosticStatus::Completed);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agent_processes_racing_claim_each_request_exactly_once() {
     let w = world().await;
     w.agent.reconcile_once().await.unwrap();
-    // A second process with the same key (a botched rollout running two replicas).
-    let api2 = Arc::new(Flaky::new(
-        LocalBroker::connect(w.broker.clone(), &w.agent_key)
-            .await
-            .unwrap(),
-    ));
-    let second = new_agent(&w.cluster, api2, &w.clock);
-    second.reconcile_once().await.unwrap();
+    // Two processes with the same key (a botched rollout running two replicas), each
+    // holding the same list of pending requests before either claims.
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let racer = || async {
+        let mut api = Flaky::new(
+            LocalBroker::connect(w.broker.clone(), &w.agent_key)
+                .await
+                .unwrap(),
+        );
+        api.after_pending = Some(barrier.clone());
+        let agent = new_agent(&w.cluster, Arc::new(api), &w.clock);
+        agent.reconcile_once().await.unwrap();
+        agent
+    };
+    let (first, second) = (racer().await, racer().await);
     let mut ids = Vec::new();
     for _ in 0..10 {
         let r = w
@@ -544,9 +571,12 @@ async fn two_agent_processes_racing_claim_each_request_exactly_once() {
             .unwrap();
         ids.push(r[0].id);
     }
-    let (a, b) = tokio::join!(w.agent.diagnostics_once(), second.diagnostics_once());
-    let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!(a.claimed + b.claimed, 10, "{a:?} {b:?}");
+    let (a, b) = tokio::join!(
+        tokio::spawn(async move { first.diagnostics_once().await }),
+        tokio::spawn(async move { second.diagnostics_once().await })
+    );
+    let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+    assert_eq!(a.claimed + b.claimed, 10, "each request once: {a:?} {b:?}");
     assert_eq!(a.posted + b.posted, 10);
     for id in ids {
         let view = w.broker.diagnostic(&w.admin, id).await.unwrap();

@@ -3,7 +3,8 @@
 //! Every call carries the agent's key as a bearer token and has a timeout. Failures
 //! that may pass — connection errors, timeouts, 5xx — are retried with jittered
 //! exponential backoff, waiting at least as long as a `Retry-After` asks; 4xx answers
-//! are never retried (the same request would be refused again). Answers map back to
+//! are never retried, and work-order claims and completions (which carry no token) are
+//! retried only when the connection failed (the same request would be refused again). Answers map back to
 //! [`brokkr_core::Error`] variants, so agent code handles both [`BrokerApi`]
 //! implementations alike.
 
@@ -103,6 +104,8 @@ struct Failure {
     error: Error,
     retry: bool,
     retry_after: Option<Duration>,
+    /// The request may have reached the broker (anything but a failed connect).
+    reached: bool,
 }
 
 impl Client {
@@ -144,6 +147,27 @@ impl Client {
         path: &str,
         body: Option<&(impl Serialize + Sync)>,
     ) -> Result<T, Error> {
+        self.send(method, path, body, true).await
+    }
+
+    /// [`Self::call`] for a call that must not run twice: not retried once it may have
+    /// reached the broker (only connection failures are).
+    async fn call_once<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + Sync)>,
+    ) -> Result<T, Error> {
+        self.send(method, path, body, false).await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + Sync)>,
+        idempotent: bool,
+    ) -> Result<T, Error> {
         let url = format!("{}{path}", self.api);
         let mut attempt = 1;
         loop {
@@ -154,6 +178,7 @@ impl Client {
             let delay = backoff(self.config.backoff, self.config.max_backoff, attempt);
             let wait = failure.retry_after.map_or(delay, |after| after.max(delay));
             let give_up = !failure.retry
+                || (!idempotent && failure.reached)
                 || attempt >= self.config.max_attempts
                 || wait > self.config.max_backoff;
             if give_up {
@@ -179,6 +204,7 @@ impl Client {
             error: Error::Unavailable(transport_error(&e)),
             retry: true,
             retry_after: None,
+            reached: !e.is_connect(),
         })?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
@@ -186,6 +212,7 @@ impl Client {
             error: Error::Unavailable(transport_error(&e)),
             retry: true,
             retry_after,
+            reached: true,
         })?;
         if status.is_success() {
             let text = if bytes.is_empty() {
@@ -197,12 +224,14 @@ impl Client {
                 error: Error::Unavailable(format!("unreadable answer from the broker: {e}")),
                 retry: false,
                 retry_after: None,
+                reached: true,
             });
         }
         Err(Failure {
             error: error_of(status, &bytes, url),
             retry: status.is_server_error(),
             retry_after,
+            reached: true,
         })
     }
 }
@@ -403,7 +432,8 @@ impl BrokerApi for Client {
     }
 
     async fn claim_work_order(&self, id: WorkOrderId) -> Result<WorkOrder, Error> {
-        self.call(Method::POST, &format!("/work-orders/{id}/claim"), NO_BODY)
+        // A claim carries no token: a blind retry could meet its own claim as a conflict.
+        self.call_once(Method::POST, &format!("/work-orders/{id}/claim"), NO_BODY)
             .await
     }
 
@@ -412,7 +442,7 @@ impl BrokerApi for Client {
         id: WorkOrderId,
         success: bool,
     ) -> Result<WorkOrder, Error> {
-        self.call(
+        self.call_once(
             Method::POST,
             &format!("/work-orders/{id}/complete"),
             Some(&CompleteBody { success }),

@@ -249,3 +249,66 @@ async fn a_broker_that_is_not_there_is_unavailable_after_the_attempts() {
     };
     assert!(message.contains("cannot be reached"), "{message}");
 }
+
+#[tokio::test]
+async fn a_short_retry_after_is_waited_for() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = Router::new().route(
+        "/api/v1/agents/{id}/target-state",
+        get(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        [(header::RETRY_AFTER, "1")],
+                        "busy",
+                    )
+                        .into_response()
+                } else {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        r#"{"deployment_objects":[]}"#,
+                    )
+                        .into_response()
+                }
+            }
+        }),
+    );
+    let addr = listen(app).await;
+    let config = ClientConfig {
+        max_backoff: Duration::from_secs(2),
+        ..quick(addr, AgentId::new(), "k")
+    };
+    let client = Client::new(config).unwrap();
+    let started = std::time::Instant::now();
+    client.target_state().await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_work_order_claim_that_reached_the_broker_is_not_repeated() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = Router::new().route(
+        "/api/v1/work-orders/{id}/claim",
+        post(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { (StatusCode::BAD_GATEWAY, "proxy hiccup") }
+        }),
+    );
+    let addr = listen(app).await;
+    let client = Client::new(quick(addr, AgentId::new(), "k")).unwrap();
+    let err = client
+        .claim_work_order(brokkr_core::ids::WorkOrderId::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}

@@ -35,6 +35,12 @@ pub struct AgentConfig {
     pub apply_backoff: Duration,
     /// Longest retry delay of a failed apply.
     pub apply_backoff_max: Duration,
+    /// Each call to the cluster (one object's observation, the cluster state, events,
+    /// one log tail) gives up after this long, so a hung API server cannot stop the
+    /// heartbeat.
+    pub probe_timeout: Duration,
+    /// On shutdown, a cycle in progress gets this long to finish.
+    pub shutdown_grace: Duration,
     /// The classifier's thresholds.
     pub health_policy: HealthPolicy,
 }
@@ -54,6 +60,8 @@ impl Default for AgentConfig {
             max_bundle_bytes: 8 * 1024 * 1024,
             apply_backoff: Duration::seconds(10),
             apply_backoff_max: Duration::minutes(10),
+            probe_timeout: Duration::seconds(30),
+            shutdown_grace: Duration::seconds(5),
             health_policy: HealthPolicy::default(),
         }
     }
@@ -72,6 +80,8 @@ impl AgentConfig {
             ("refresh_interval", self.refresh_interval),
             ("event_lookback", self.event_lookback),
             ("apply_backoff", self.apply_backoff),
+            ("probe_timeout", self.probe_timeout),
+            ("shutdown_grace", self.shutdown_grace),
         ] {
             v.check(value <= Duration::zero(), field, "must be positive");
         }

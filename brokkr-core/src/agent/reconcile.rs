@@ -71,8 +71,10 @@ impl Reconciler {
         }
     }
 
-    /// Takes the new desired set: forgets objects that left it, acknowledges new ones,
-    /// and returns those due for an apply attempt at `now`, in stack order.
+    /// Takes the new desired set: forgets the progress of objects that left it (their
+    /// unsent events still go out: a superseded object's delivery must not stay
+    /// pending), acknowledges new ones, and returns those due for an apply attempt at
+    /// `now`, in stack order.
     pub fn plan(
         &mut self,
         desired: &[DeploymentObject],
@@ -80,7 +82,6 @@ impl Reconciler {
     ) -> Vec<DeploymentObject> {
         let ids: HashSet<_> = desired.iter().map(|o| o.id).collect();
         self.progress.retain(|id, _| ids.contains(id));
-        self.unsent.retain(|id, _| ids.contains(id));
         let mut due = Vec::new();
         for object in desired {
             match self.progress.get(&object.id) {
@@ -305,11 +306,16 @@ mod tests {
     }
 
     #[test]
-    fn objects_leaving_the_desired_set_are_forgotten() {
+    fn a_superseded_objects_events_still_go_out_then_it_is_forgotten() {
         let mut r = Reconciler::new(backoff());
         let o = object();
         r.plan(std::slice::from_ref(&o), t(0));
+        r.record(o.id, Ok(()), t(0), Duration::zero(), 0.5);
         assert!(r.plan(&[], t(1)).is_empty());
+        let events = r.unsent();
+        assert_eq!(events.len(), 2, "acknowledged and applied, not lost");
+        r.delivered(&events);
         assert!(r.unsent().is_empty());
+        assert!(!r.is_applied(o.id));
     }
 }

@@ -48,6 +48,10 @@ struct Tracked {
     /// The summary that goes with the reported status while an improvement is held
     /// back (so status and explanation never disagree).
     held_summary: Option<HealthSummary>,
+    /// During an improvement under observation: the worst verdict seen and its
+    /// summary, which is what gets reported if the improvement is let through at that
+    /// level.
+    window_worst: Option<(Health, HealthSummary)>,
 }
 
 /// Per-object reporting state of one agent.
@@ -96,19 +100,40 @@ impl HealthReporter {
             sent: None,
             queued: None,
             held_summary: None,
+            window_worst: None,
         });
+        let before = tracked.gate.reported();
         let changed = tracked.gate.observe(health, now);
         let Some(reported) = tracked.gate.reported() else {
             return false;
         };
-        let steady = changed.is_some() || health == reported;
-        let summary = if steady {
-            tracked.held_summary = Some(summary.clone());
-            summary
-        } else {
+        let improving = before.is_some_and(|b| health < b);
+        if improving
+            && tracked
+                .window_worst
+                .as_ref()
+                .is_none_or(|(h, _)| health >= *h)
+        {
+            tracked.window_worst = Some((health, summary.clone()));
+        }
+        let summary = match changed {
+            // Let through at the worst level seen meanwhile: that verdict's summary.
+            Some(level) if level != health => tracked
+                .window_worst
+                .take()
+                .filter(|(h, _)| *h == level)
+                .map_or(summary, |(_, s)| s),
+            Some(_) => summary,
+            None if health == reported => summary,
             // An improvement under observation: keep telling the reported story.
-            tracked.held_summary.clone().unwrap_or(summary)
+            None => tracked.held_summary.clone().unwrap_or(summary),
         };
+        if changed.is_some() || health == reported {
+            tracked.held_summary = Some(summary.clone());
+            if !improving {
+                tracked.window_worst = None;
+            }
+        }
         let item = HealthReportItem {
             id,
             status: reported,
@@ -282,6 +307,23 @@ mod tests {
         assert_eq!(q[0].status, Health::Failing);
         assert_eq!(q[0].summary.pods_ready, 0);
         assert_eq!(q[0].summary.conditions, ["CrashLoopBackOff"]);
+    }
+
+    #[test]
+    fn a_recovery_let_through_at_a_middle_level_carries_that_levels_summary() {
+        let mut r = reporter();
+        cycle(&mut r, &verdict(Health::Failing, 0), 0);
+        // Better, then best: reported after 90 s at the worst level of the window.
+        assert!(cycle(&mut r, &verdict(Health::Degraded, 2), 60).is_empty());
+        assert!(cycle(&mut r, &verdict(Health::Healthy, 3), 120).is_empty());
+        let id = DeploymentObjectId::from(uuid::Uuid::nil());
+        r.observe(id, &verdict(Health::Healthy, 3), t(150));
+        let q = r.queued();
+        assert_eq!(q[0].status, Health::Degraded);
+        assert_eq!(
+            q[0].summary.pods_ready, 2,
+            "the degraded verdict's own summary"
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::health::{Health, classify};
 use crate::ids::{DeploymentObjectId, DiagnosticId};
 use crate::model::{
     ClusterSnapshot, DeploymentObject, DiagnosticBundle, DiagnosticOutcome, HealthReport,
-    HealthSummary, Heartbeat,
+    HealthReportItem, HealthSummary, Heartbeat,
 };
 use crate::probe::{Applier, ClusterProbe, ProbeError};
 use crate::redact::{LINE_CAP, redact_lines};
@@ -77,6 +77,9 @@ struct State {
     reporter: HealthReporter,
     /// Results collected but not yet taken by the broker.
     results: BTreeMap<DiagnosticId, DiagnosticOutcome>,
+    /// Claims whose outcome is unknown (the broker could not be reached): retried with
+    /// the same token.
+    claiming: BTreeMap<DiagnosticId, DeploymentObjectId>,
     /// When the last health cycle that read every object finished.
     last_check: Option<DateTime<Utc>>,
 }
@@ -105,6 +108,37 @@ impl<P, B, C> Clone for Agent<P, B, C> {
             inner: Arc::clone(&self.inner),
         }
     }
+}
+
+/// Longest failure reason posted (the broker takes up to 4096 characters).
+const MAX_FAILURE_REASON: usize = 1024;
+
+fn failure_reason(reason: &str) -> String {
+    reason.chars().take(MAX_FAILURE_REASON).collect()
+}
+
+/// Largest health request body the agent sends (the broker takes up to 1 MiB).
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// Verdicts in requests of at most [`MAX_BATCH_BYTES`] (one item always fits: a
+/// summary is bounded).
+fn batches(items: Vec<HealthReportItem>) -> Vec<Vec<HealthReportItem>> {
+    let mut out: Vec<Vec<HealthReportItem>> = Vec::new();
+    let mut size = 0;
+    for item in items {
+        let bytes = serde_json::to_vec(&item).map_or(0, |v| v.len());
+        match out.last_mut() {
+            Some(batch) if size + bytes <= MAX_BATCH_BYTES => {
+                batch.push(item);
+                size += bytes;
+            }
+            _ => {
+                out.push(vec![item]);
+                size = bytes;
+            }
+        }
+    }
+    out
 }
 
 /// Whether a broker error means "keep it and try again" rather than "refused".
@@ -150,6 +184,7 @@ where
                     reconciler: Reconciler::new(backoff),
                     reporter,
                     results: BTreeMap::new(),
+                    claiming: BTreeMap::new(),
                     last_check: None,
                 }),
                 config,
@@ -211,6 +246,12 @@ where
         mut stopped: watch::Receiver<bool>,
     ) {
         let period = period.to_std().unwrap_or(std::time::Duration::from_secs(1));
+        let grace = self
+            .inner
+            .config
+            .shutdown_grace
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(5));
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -218,24 +259,65 @@ where
                 _ = stopped.changed() => break,
                 _ = ticker.tick() => {}
             }
-            let outcome = match name {
-                "reconcile" => self.reconcile_once().await.map(|r| format!("{r:?}")),
-                "health" => self.check_once().await.map(|r| format!("{r:?}")),
-                "diagnostics" => self.diagnostics_once().await.map(|r| format!("{r:?}")),
-                _ => self.heartbeat_once().await.map(|()| String::new()),
+            let cycle = self.cycle(name);
+            tokio::pin!(cycle);
+            let outcome = tokio::select! {
+                outcome = &mut cycle => outcome,
+                _ = stopped.changed() => {
+                    // Shutting down: the cycle gets a grace period, then is dropped (what
+                    // it did not send is lost with the process, as on a crash).
+                    match tokio::time::timeout(grace, &mut cycle).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Err(Error::Unavailable("cut short by shutdown".into())),
+                    }
+                }
             };
             match outcome {
                 Ok(done) => tracing::debug!(cycle = name, %done, "cycle done"),
                 Err(error) => tracing::warn!(cycle = name, %error, "cycle failed; will retry"),
             }
+            if *stopped.borrow() {
+                break;
+            }
         }
+    }
+
+    async fn cycle(&self, name: &str) -> Result<String> {
+        match name {
+            "reconcile" => self.reconcile_once().await.map(|r| format!("{r:?}")),
+            "health" => self.check_once().await.map(|r| format!("{r:?}")),
+            "diagnostics" => self.diagnostics_once().await.map(|r| format!("{r:?}")),
+            _ => self.heartbeat_once().await.map(|()| String::new()),
+        }
+    }
+
+    /// A probe call bounded by `probe_timeout`.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = std::result::Result<T, ProbeError>>,
+    ) -> std::result::Result<T, ProbeError> {
+        let limit = self
+            .inner
+            .config
+            .probe_timeout
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(30));
+        tokio::time::timeout(limit, call)
+            .await
+            .unwrap_or_else(|_| Err(ProbeError::Timeout(format!("{what} took too long"))))
     }
 
     // ------------------------------------------------------------ heartbeat
 
     /// The heartbeat the agent would send now.
     pub async fn snapshot(&self) -> Heartbeat {
-        let cluster = self.inner.probe.cluster_state().await;
+        let cluster = self
+            .bounded(
+                "reading the cluster state",
+                self.inner.probe.cluster_state(),
+            )
+            .await;
         let now = self.now();
         let (errors, last_success, checked) = {
             let s = self.state();
@@ -367,7 +449,10 @@ where
                 report.pending += 1;
                 continue;
             }
-            match self.inner.probe.observe(object).await {
+            match self
+                .bounded("observing an object", self.inner.probe.observe(object))
+                .await
+            {
                 Ok(mut observations) => {
                     observations.deletion = object.is_deletion;
                     let verdict = classify(&observations, now, &self.inner.config.health_policy);
@@ -405,58 +490,78 @@ where
 
     async fn flush_health(&self) -> Result<usize> {
         let items = self.state().reporter.queued();
-        if items.is_empty() {
-            return Ok(0);
-        }
-        let report = HealthReport {
-            deployment_objects: items,
-        };
-        match self.inner.broker.report_health(&report).await {
-            Ok(result) => {
-                for r in &result.rejected {
-                    tracing::warn!(object = %r.id, reason = %r.reason, "verdict refused");
+        let mut sent = 0;
+        for batch in batches(items) {
+            let report = HealthReport {
+                deployment_objects: batch,
+            };
+            match self.inner.broker.report_health(&report).await {
+                Ok(result) => {
+                    for r in &result.rejected {
+                        tracing::warn!(object = %r.id, reason = %r.reason, "verdict refused");
+                    }
                 }
-                self.state().reporter.delivered(&report.deployment_objects);
-                Ok(report.deployment_objects.len())
+                Err(error) if retryable(&error) => return Err(error),
+                Err(error) => tracing::warn!(%error, "verdicts refused; dropped"),
             }
-            Err(error) if retryable(&error) => Err(error),
-            Err(error) => {
-                tracing::warn!(%error, "verdicts refused; dropped");
-                self.state().reporter.delivered(&report.deployment_objects);
-                Err(error)
-            }
+            self.state().reporter.delivered(&report.deployment_objects);
+            sent += report.deployment_objects.len();
         }
+        Ok(sent)
     }
 
     // ------------------------------------------------------------ diagnostics
 
-    /// Posts results still owed, then claims, collects and answers new requests.
+    /// Posts results still owed, finishes claims whose answer was lost, then claims,
+    /// collects and answers new requests.
     pub async fn diagnostics_once(&self) -> Result<DiagnosticsReport> {
         let mut report = DiagnosticsReport::default();
         let owed: Vec<_> = self.state().results.keys().copied().collect();
         for id in owed {
             report.posted += usize::from(self.post(id).await?);
         }
+        let unfinished: Vec<_> = self
+            .state()
+            .claiming
+            .iter()
+            .map(|(id, object)| (*id, *object))
+            .collect();
         let pending = self.inner.broker.pending_diagnostics().await?;
-        for request in pending {
-            let token = format!("{}-{}", self.inner.instance, request.id);
-            match self.inner.broker.claim_diagnostic(request.id, &token).await {
-                Ok(()) => report.claimed += 1,
-                Err(error) if retryable(&error) => return Err(error),
+        let fresh = pending
+            .into_iter()
+            .map(|p| (p.id, p.deployment_object_id))
+            .filter(|(id, _)| !unfinished.iter().any(|(u, _)| u == id));
+        for (id, object) in unfinished.clone().into_iter().chain(fresh) {
+            let token = format!("{}-{id}", self.inner.instance);
+            match self.inner.broker.claim_diagnostic(id, &token).await {
+                Ok(()) => {
+                    self.state().claiming.remove(&id);
+                    report.claimed += 1;
+                }
+                Err(error) if retryable(&error) => {
+                    // The claim may have gone through with its answer lost: retry it
+                    // with the same token next time (the broker recognises it).
+                    self.state().claiming.insert(id, object);
+                    return Err(error);
+                }
                 Err(error) => {
                     // Claimed by someone else, expired, or gone: not ours to answer.
-                    tracing::debug!(request = %request.id, %error, "not claimed");
+                    self.state().claiming.remove(&id);
+                    tracing::debug!(request = %id, %error, "not claimed");
                     continue;
                 }
             }
-            let outcome = self.collect(request.deployment_object_id).await;
-            self.state().results.insert(request.id, outcome);
-            report.posted += usize::from(self.post(request.id).await?);
+            // Redacted here already: secrets never leave the cluster.
+            let outcome = self.collect(object).await.redacted();
+            self.state().results.insert(id, outcome);
+            report.posted += usize::from(self.post(id).await?);
         }
         Ok(report)
     }
 
-    /// Posts a collected result; `Ok(false)` when the broker refused it for good.
+    /// Posts a collected result; `Ok(false)` when the broker refused it for good. A
+    /// refused bundle is replaced by a failure saying so, so the request does not stay
+    /// claimed until it expires.
     async fn post(&self, id: DiagnosticId) -> Result<bool> {
         let Some(outcome) = self.state().results.get(&id).cloned() else {
             return Ok(false);
@@ -467,6 +572,17 @@ where
                 Ok(true)
             }
             Err(error) if retryable(&error) => Err(error),
+            Err(Error::Invalid(fields)) if matches!(outcome, DiagnosticOutcome::Bundle(_)) => {
+                let reason = failure_reason(&format!(
+                    "the broker refused the bundle: {}",
+                    Error::Invalid(fields)
+                ));
+                tracing::warn!(request = %id, %reason, "bundle refused; posting a failure");
+                self.state()
+                    .results
+                    .insert(id, DiagnosticOutcome::Failed(reason));
+                Box::pin(self.post(id)).await
+            }
             Err(error) => {
                 tracing::warn!(request = %id, %error, "result refused; dropped");
                 self.state().results.remove(&id);
@@ -480,7 +596,7 @@ where
     pub async fn collect(&self, id: DeploymentObjectId) -> DiagnosticOutcome {
         match self.try_collect(id).await {
             Ok(bundle) => DiagnosticOutcome::Bundle(bundle),
-            Err(reason) => DiagnosticOutcome::Failed(reason),
+            Err(reason) => DiagnosticOutcome::Failed(failure_reason(&reason)),
         }
     }
 
@@ -497,15 +613,16 @@ where
             "the deployment object is not in this agent's target state".to_owned()
         })?;
         let observations = self
-            .inner
-            .probe
-            .observe(&object)
+            .bounded("observing the object", self.inner.probe.observe(&object))
             .await
             .map_err(|e| format!("could not read the cluster: {e}"))?;
         let now = self.now();
         let resources = &observations.resources;
         let scope = collect::event_scope(resources, now - c.event_lookback);
-        let events = match self.inner.probe.events(&scope).await {
+        let events = match self
+            .bounded("reading events", self.inner.probe.events(&scope))
+            .await
+        {
             Ok(events) => collect::event_reports(events, &scope),
             Err(error) => {
                 tracing::warn!(object = %id, %error, "events unavailable");
@@ -514,7 +631,10 @@ where
         };
         let mut log_tails = BTreeMap::new();
         for (key, query) in collect::log_queries(resources, c.log_tail_lines, c.log_tail_bytes) {
-            let lines = match self.inner.probe.log_tail(&query).await {
+            let lines = match self
+                .bounded("reading a log tail", self.inner.probe.log_tail(&query))
+                .await
+            {
                 Ok(lines) => {
                     let skip = lines.len().saturating_sub(c.log_tail_lines as usize);
                     redact_lines(&lines[skip..], LINE_CAP)
