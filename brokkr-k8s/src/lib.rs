@@ -1,7 +1,26 @@
-//! Kubernetes adapter for Brokkr.
+//! Kubernetes adapter for Brokkr: the agent's [`KubeProbe`] (reads) and
+//! [`KubeApplier`] (server-side apply) over a `kube::Client`.
 //!
-//! This crate will implement `ClusterProbe` over a `kube::Client`: it finds the resources
-//! of a deployment object, converts k8s-openapi objects into the observation types of
-//! `brokkr_core::health` (which already deserialize from raw Kubernetes JSON), reads
-//! events and log tails, and measures the cluster snapshot. It also hosts the
-//! server-side-apply `Applier`. It lands with the kube adapter issue.
+//! This crate picks no k8s-openapi version feature (binaries do, e.g. `v1_33`).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use brokkr_k8s::{KubeApplier, KubeApplierConfig, KubeProbe, KubeProbeConfig};
+//! let client = kube::Client::try_default().await?; // kubeconfig or in-cluster
+//! let probe = KubeProbe::new(client.clone(), KubeProbeConfig::default());
+//! let applier = KubeApplier::new(client, KubeApplierConfig::default());
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod apply;
+mod error;
+mod probe;
+mod quantity;
+pub mod rbac;
+mod selector;
+
+pub use apply::{KubeApplier, KubeApplierConfig, STACK_LABEL};
+pub use error::{Error, Result};
+pub use probe::{KubeProbe, KubeProbeConfig, OBJECT_LABEL};

@@ -1,0 +1,526 @@
+//! [`KubeProbe`]: the agent's read access to a real cluster.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Debug;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use brokkr_core::health::Observations;
+use brokkr_core::model::DeploymentObject;
+use brokkr_core::probe::{
+    ClusterProbe, ClusterState, EventScope, LogQuery, ObservedEvent, ProbeError,
+};
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
+use kube::api::{Api, ListParams, LogParams};
+use kube::{Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::probe_error;
+use crate::quantity;
+use crate::selector;
+
+/// The label that ties a Kubernetes object to its deployment object.
+pub const OBJECT_LABEL: &str = "brokkr.io/deployment-object-id";
+
+/// Limits of the probe's API calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeProbeConfig {
+    /// Namespaces to look for deployment objects in; empty means every namespace.
+    pub namespaces: Vec<String>,
+    /// Each API call gives up after this long.
+    pub call_timeout: Duration,
+    /// Items per list page (`limit`; the API server hands out `continue` tokens).
+    pub page_size: u32,
+    /// Pages read per list at most, so one huge namespace cannot stall a cycle.
+    pub max_pages: u32,
+    /// Nodes are read at most this often (every object's check needs them).
+    pub node_cache_ttl: Duration,
+}
+
+impl Default for KubeProbeConfig {
+    fn default() -> Self {
+        Self {
+            namespaces: Vec::new(),
+            call_timeout: Duration::from_secs(10),
+            page_size: 500,
+            max_pages: 20,
+            node_cache_ttl: Duration::from_secs(15),
+        }
+    }
+}
+
+/// [`ClusterProbe`] over a `kube::Client`.
+///
+/// Finds a deployment object's resources by [`OBJECT_LABEL`] (one list per kind), then
+/// what they own: ReplicaSets and pods by the workload's selector, kept only when their
+/// controller owner reference points at the workload (pod templates carry no brokkr
+/// label). Objects read as k8s-openapi types are handed to the classifier through their
+/// JSON form, which is what its observation types parse.
+pub struct KubeProbe {
+    client: Client,
+    config: KubeProbeConfig,
+    nodes: Mutex<Option<(Instant, Vec<Node>)>>,
+}
+
+impl KubeProbe {
+    /// A probe over `client`.
+    pub fn new(client: Client, config: KubeProbeConfig) -> Self {
+        Self {
+            client,
+            config,
+            nodes: Mutex::new(None),
+        }
+    }
+
+    /// Every page of a list, restarting once when the `continue` token expired (410).
+    async fn list<K>(
+        &self,
+        api: &Api<K>,
+        what: &str,
+        labels: Option<&str>,
+        fields: Option<&str>,
+    ) -> Result<Vec<K>, ProbeError>
+    where
+        K: Clone + DeserializeOwned + Debug,
+    {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        let mut restarted = false;
+        let mut pages = 0;
+        loop {
+            let mut params = ListParams::default().limit(self.config.page_size);
+            if let Some(labels) = labels {
+                params = params.labels(labels);
+            }
+            if let Some(fields) = fields {
+                params = params.fields(fields);
+            }
+            if let Some(token) = &token {
+                params = params.continue_token(token);
+            }
+            let page = match tokio::time::timeout(self.config.call_timeout, api.list(&params)).await
+            {
+                Err(_) => return Err(ProbeError::Timeout(format!("listing {what}"))),
+                Ok(Err(e)) if crate::error::status_code(&e) == Some(410) && !restarted => {
+                    // The snapshot behind the token is gone: read the list again whole.
+                    restarted = true;
+                    items.clear();
+                    token = None;
+                    pages = 0;
+                    continue;
+                }
+                Ok(Err(e)) => return Err(probe_error(&format!("listing {what}"), &e)),
+                Ok(Ok(page)) => page,
+            };
+            items.extend(page.items);
+            pages += 1;
+            match page.metadata.continue_ {
+                Some(next) if !next.is_empty() && pages < self.config.max_pages => {
+                    token = Some(next);
+                }
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// A namespaced kind in every configured namespace (or all namespaces).
+    async fn list_scoped<K>(&self, what: &str, labels: &str) -> Result<Vec<K>, ProbeError>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        if self.config.namespaces.is_empty() {
+            let api: Api<K> = Api::all(self.client.clone());
+            return self.list(&api, what, Some(labels), None).await;
+        }
+        let mut items = Vec::new();
+        for namespace in &self.config.namespaces {
+            let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+            items.extend(self.list(&api, what, Some(labels), None).await?);
+        }
+        Ok(items)
+    }
+
+    async fn in_namespace<K>(
+        &self,
+        namespace: &str,
+        what: &str,
+        labels: Option<&str>,
+    ) -> Result<Vec<K>, ProbeError>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        self.list(&api, what, labels, None).await
+    }
+
+    async fn cluster_wide<K>(&self, what: &str) -> Result<Vec<K>, ProbeError>
+    where
+        K: Resource<Scope = ClusterResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        let api: Api<K> = Api::all(self.client.clone());
+        self.list(&api, what, None, None).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<Node>, ProbeError> {
+        if let Some((at, nodes)) = &*self
+            .nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            && at.elapsed() < self.config.node_cache_ttl
+        {
+            return Ok(nodes.clone());
+        }
+        let nodes: Vec<Node> = self.cluster_wide("nodes").await?;
+        *self
+            .nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((Instant::now(), nodes.clone()));
+        Ok(nodes)
+    }
+
+    /// Pods in `namespace` matching `selector` whose controller is one of `owners`.
+    async fn owned_pods(
+        &self,
+        namespace: &str,
+        selector: Option<&LabelSelector>,
+        owners: &HashSet<String>,
+    ) -> Result<Vec<Pod>, ProbeError> {
+        let Some(query) = selector.and_then(selector::to_query) else {
+            return Ok(Vec::new());
+        };
+        let pods: Vec<Pod> = self.in_namespace(namespace, "pods", Some(&query)).await?;
+        Ok(pods
+            .into_iter()
+            .filter(|p| controlled_by(&p.metadata, owners))
+            .collect())
+    }
+}
+
+fn uid(meta: &ObjectMeta) -> Option<String> {
+    meta.uid.clone()
+}
+
+fn namespace(meta: &ObjectMeta) -> String {
+    meta.namespace.clone().unwrap_or_default()
+}
+
+/// Whether the object's controller owner reference is one of `owners`.
+fn controlled_by(meta: &ObjectMeta, owners: &HashSet<String>) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && owners.contains(&o.uid))
+}
+
+/// Adds typed objects to the observations through their JSON form.
+fn push_all<K: Serialize>(observations: &mut Observations, items: &[K]) -> Result<(), ProbeError> {
+    for item in items {
+        let value = serde_json::to_value(item).map_err(|e| ProbeError::Invalid(e.to_string()))?;
+        observations
+            .push_value(value)
+            .map_err(|e| ProbeError::Invalid(e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn set_of(items: impl IntoIterator<Item = Option<String>>) -> HashSet<String> {
+    items.into_iter().flatten().collect()
+}
+
+#[async_trait]
+impl ClusterProbe for KubeProbe {
+    async fn observe(&self, object: &DeploymentObject) -> Result<Observations, ProbeError> {
+        let labels = format!("{OBJECT_LABEL}={}", object.id);
+        let deployments: Vec<Deployment> = self.list_scoped("deployments", &labels).await?;
+        let statefulsets: Vec<StatefulSet> = self.list_scoped("statefulsets", &labels).await?;
+        let daemonsets: Vec<DaemonSet> = self.list_scoped("daemonsets", &labels).await?;
+        let replicasets: Vec<ReplicaSet> = self.list_scoped("replicasets", &labels).await?;
+        let jobs: Vec<Job> = self.list_scoped("jobs", &labels).await?;
+        let cronjobs: Vec<CronJob> = self.list_scoped("cronjobs", &labels).await?;
+        let claims: Vec<PersistentVolumeClaim> =
+            self.list_scoped("persistentvolumeclaims", &labels).await?;
+        let services: Vec<Service> = self.list_scoped("services", &labels).await?;
+        let mut pods: Vec<Pod> = self.list_scoped("pods", &labels).await?;
+        let mut owned_sets: Vec<ReplicaSet> = Vec::new();
+        let mut owned_jobs: Vec<Job> = Vec::new();
+
+        // Deployments own ReplicaSets, which own the pods.
+        for d in &deployments {
+            let ns = namespace(&d.metadata);
+            let selector = d.spec.as_ref().map(|s| &s.selector);
+            let Some(query) = selector.and_then(selector::to_query) else {
+                continue;
+            };
+            let owner = set_of([uid(&d.metadata)]);
+            let sets: Vec<ReplicaSet> = self
+                .in_namespace::<ReplicaSet>(&ns, "replicasets", Some(&query))
+                .await?
+                .into_iter()
+                .filter(|rs| controlled_by(&rs.metadata, &owner))
+                .collect();
+            let set_uids = set_of(sets.iter().map(|rs| uid(&rs.metadata)));
+            pods.extend(self.owned_pods(&ns, selector, &set_uids).await?);
+            owned_sets.extend(sets);
+        }
+        for s in &statefulsets {
+            let selector = s.spec.as_ref().map(|s| &s.selector);
+            let owner = set_of([uid(&s.metadata)]);
+            pods.extend(
+                self.owned_pods(&namespace(&s.metadata), selector, &owner)
+                    .await?,
+            );
+        }
+        for d in &daemonsets {
+            let selector = d.spec.as_ref().map(|s| &s.selector);
+            let owner = set_of([uid(&d.metadata)]);
+            pods.extend(
+                self.owned_pods(&namespace(&d.metadata), selector, &owner)
+                    .await?,
+            );
+        }
+        for rs in &replicasets {
+            let selector = rs.spec.as_ref().map(|s| &s.selector);
+            let owner = set_of([uid(&rs.metadata)]);
+            pods.extend(
+                self.owned_pods(&namespace(&rs.metadata), selector, &owner)
+                    .await?,
+            );
+        }
+        // CronJobs own Jobs (found by owner reference: their labels are the template's).
+        for c in &cronjobs {
+            let ns = namespace(&c.metadata);
+            let owner = set_of([uid(&c.metadata)]);
+            let runs: Vec<Job> = self.in_namespace::<Job>(&ns, "jobs", None).await?;
+            owned_jobs.extend(
+                runs.into_iter()
+                    .filter(|j| controlled_by(&j.metadata, &owner)),
+            );
+        }
+        for j in jobs.iter().chain(&owned_jobs) {
+            let selector = j.spec.as_ref().and_then(|s| s.selector.as_ref());
+            let owner = set_of([uid(&j.metadata)]);
+            pods.extend(
+                self.owned_pods(&namespace(&j.metadata), selector, &owner)
+                    .await?,
+            );
+        }
+        // A pod can be both labelled and owned: keep one.
+        let mut seen = HashSet::new();
+        pods.retain(|p| uid(&p.metadata).is_none_or(|u| seen.insert(u)));
+
+        let mut observations = Observations::default();
+        push_all(&mut observations, &deployments)?;
+        push_all(&mut observations, &statefulsets)?;
+        push_all(&mut observations, &daemonsets)?;
+        push_all(&mut observations, &replicasets)?;
+        push_all(&mut observations, &owned_sets)?;
+        push_all(&mut observations, &jobs)?;
+        push_all(&mut observations, &owned_jobs)?;
+        push_all(&mut observations, &cronjobs)?;
+        push_all(&mut observations, &claims)?;
+        push_all(&mut observations, &services)?;
+        push_all(&mut observations, &pods)?;
+        if !pods.is_empty() {
+            // Pods on a node that stopped reporting are unknown, not healthy.
+            push_all(&mut observations, &self.nodes().await?)?;
+        }
+        Ok(observations)
+    }
+
+    async fn cluster_state(&self) -> Result<ClusterState, ProbeError> {
+        let started = Instant::now();
+        tokio::time::timeout(self.config.call_timeout, self.client.apiserver_version())
+            .await
+            .map_err(|_| ProbeError::Timeout("asking the API server's version".into()))?
+            .map_err(|e| probe_error("asking the API server's version", &e))?;
+        let latency = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let nodes: Vec<Node> = self.cluster_wide("nodes").await?;
+        let all_pods: Api<Pod> = Api::all(self.client.clone());
+        let running: Vec<Pod> = self
+            .list(
+                &all_pods,
+                "pods",
+                None,
+                Some("status.phase!=Succeeded,status.phase!=Failed"),
+            )
+            .await?;
+        let (cpu, memory) = allocatable(&nodes);
+        let (cpu_requested, memory_requested) = requested(&running);
+        let ready = nodes.iter().filter(|n| node_ready(n)).count();
+        Ok(ClusterState {
+            node_count: i64::try_from(nodes.len()).ok(),
+            node_ready_count: i64::try_from(ready).ok(),
+            cpu_capacity_millis: Some(cpu),
+            cpu_available_millis: Some(cpu.saturating_sub(cpu_requested)),
+            memory_capacity_bytes: Some(memory),
+            memory_available_bytes: Some(memory.saturating_sub(memory_requested)),
+            api_latency_ms: Some(latency),
+        })
+    }
+
+    async fn events(&self, scope: &EventScope) -> Result<Vec<ObservedEvent>, ProbeError> {
+        let mut out = Vec::new();
+        for namespace in &scope.namespaces {
+            let events: Vec<Event> = self.in_namespace(namespace, "events", None).await?;
+            for event in events {
+                let observed = observed_event(&event);
+                if observed
+                    .involved_uid
+                    .as_ref()
+                    .is_some_and(|u| scope.uids.contains(u))
+                {
+                    out.push(observed);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn log_tail(&self, query: &LogQuery) -> Result<Vec<String>, ProbeError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &query.namespace);
+        let params = LogParams {
+            container: Some(query.container.clone()),
+            previous: query.previous,
+            tail_lines: Some(i64::from(query.lines)),
+            limit_bytes: i64::try_from(query.limit_bytes).ok(),
+            ..LogParams::default()
+        };
+        let what = format!("logs of {}/{}", query.pod, query.container);
+        let text = tokio::time::timeout(self.config.call_timeout, api.logs(&query.pod, &params))
+            .await
+            .map_err(|_| ProbeError::Timeout(what.clone()))?
+            .map_err(|e| match crate::error::status_code(&e) {
+                // "previous terminated container ... not found" comes as a 400.
+                Some(400) if query.previous => ProbeError::NotFound(format!("{what}: {e}")),
+                _ => probe_error(&what, &e),
+            })?;
+        Ok(text.lines().map(str::to_owned).collect())
+    }
+}
+
+fn node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Allocatable CPU (millicores) and memory (bytes) of all nodes.
+fn allocatable(nodes: &[Node]) -> (i64, i64) {
+    let mut cpu = 0_i64;
+    let mut memory = 0_i64;
+    for node in nodes {
+        let Some(alloc) = node.status.as_ref().and_then(|s| s.allocatable.as_ref()) else {
+            continue;
+        };
+        if let Some(q) = alloc.get("cpu").and_then(|q| quantity::cpu_millis(&q.0)) {
+            cpu = cpu.saturating_add(q);
+        }
+        if let Some(q) = alloc.get("memory").and_then(|q| quantity::bytes(&q.0)) {
+            memory = memory.saturating_add(q);
+        }
+    }
+    (cpu, memory)
+}
+
+/// Requested CPU and memory of running pods: per pod the larger of its containers' sum
+/// and its largest init container, as the scheduler counts it.
+fn requested(pods: &[Pod]) -> (i64, i64) {
+    let mut cpu = 0_i64;
+    let mut memory = 0_i64;
+    for pod in pods {
+        let Some(spec) = &pod.spec else { continue };
+        let requests = |c: &k8s_openapi::api::core::v1::Container| -> (i64, i64) {
+            let r: Option<
+                &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+            > = c.resources.as_ref().and_then(|r| r.requests.as_ref());
+            let get = |key: &str, parse: fn(&str) -> Option<i64>| {
+                r.and_then(|r| r.get(key))
+                    .and_then(|q| parse(&q.0))
+                    .unwrap_or(0)
+            };
+            (
+                get("cpu", quantity::cpu_millis),
+                get("memory", quantity::bytes),
+            )
+        };
+        let (mut pod_cpu, mut pod_memory) = spec
+            .containers
+            .iter()
+            .map(requests)
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+        for init in spec.init_containers.iter().flatten() {
+            let (c, m) = requests(init);
+            pod_cpu = pod_cpu.max(c);
+            pod_memory = pod_memory.max(m);
+        }
+        cpu = cpu.saturating_add(pod_cpu);
+        memory = memory.saturating_add(pod_memory);
+    }
+    (cpu, memory)
+}
+
+fn time_at(value: &Value, path: &[&str]) -> Option<DateTime<Utc>> {
+    let mut v = value;
+    for key in path {
+        v = v.get(key)?;
+    }
+    DateTime::parse_from_rfc3339(v.as_str()?)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// An `events.k8s.io/v1` event in the probe's terms. Times are read from the event's
+/// JSON (RFC 3339 there), the newest field that is set: series, event time, or the
+/// deprecated core-v1 timestamps older emitters still fill.
+fn observed_event(event: &Event) -> ObservedEvent {
+    let json = serde_json::to_value(event).unwrap_or(Value::Null);
+    let regarding = event.regarding.as_ref();
+    let first_seen =
+        time_at(&json, &["deprecatedFirstTimestamp"]).or_else(|| time_at(&json, &["eventTime"]));
+    let last_seen = time_at(&json, &["series", "lastObservedTime"])
+        .or_else(|| time_at(&json, &["deprecatedLastTimestamp"]))
+        .or_else(|| time_at(&json, &["eventTime"]))
+        .or(first_seen);
+    let count = event
+        .series
+        .as_ref()
+        .map(|s| s.count)
+        .or(event.deprecated_count)
+        .and_then(|c| u32::try_from(c).ok());
+    ObservedEvent {
+        involved_uid: regarding.and_then(|r| r.uid.clone()),
+        involved_object: regarding.map(|r| {
+            format!(
+                "{}/{}",
+                r.kind.clone().unwrap_or_default(),
+                r.name.clone().unwrap_or_default()
+            )
+        }),
+        event_type: event.type_.clone().unwrap_or_else(|| "Normal".to_owned()),
+        reason: event.reason.clone().unwrap_or_default(),
+        message: event.note.clone().unwrap_or_default(),
+        first_seen,
+        last_seen,
+        count,
+    }
+}
