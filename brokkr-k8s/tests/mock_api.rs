@@ -1,6 +1,10 @@
 //! The probe and the applier against a mocked API server that answers like the real
 //! one: lists with `resourceVersion` and `continue`, `Status` errors, discovery.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_pass_by_value
+)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -224,7 +228,7 @@ fn cluster(seen: &Seen) -> Answer {
             None,
         ),
         ("GET", "/api/v1/nodes", _) => list("Node", vec![node("node-a", "True")], None),
-        ("GET", path, _) if path.ends_with("s") => list("Any", vec![], None),
+        ("GET", path, _) if path.ends_with('s') => list("Any", vec![], None),
         _ => status(
             404,
             "NotFound",
@@ -845,7 +849,6 @@ fn rbac_of(seen: &Seen) -> Option<(String, String, String)> {
         other => other,
     };
     let (resource, named) = match rest {
-        [] => return None,
         [resource] => ((*resource).to_owned(), false),
         [resource, _name] => ((*resource).to_owned(), true),
         [resource, _name, sub] => (format!("{resource}/{sub}"), true),
