@@ -82,6 +82,8 @@ struct State {
     claiming: BTreeMap<DiagnosticId, DeploymentObjectId>,
     /// When the last health cycle that read every object finished.
     last_check: Option<DateTime<Utc>>,
+    /// When the broker last took a heartbeat.
+    last_heartbeat: Option<DateTime<Utc>>,
 }
 
 struct Inner<P, B, C> {
@@ -186,6 +188,7 @@ where
                     results: BTreeMap::new(),
                     claiming: BTreeMap::new(),
                     last_check: None,
+                    last_heartbeat: None,
                 }),
                 config,
             }),
@@ -355,7 +358,15 @@ where
     /// Sends one heartbeat.
     pub async fn heartbeat_once(&self) -> Result<()> {
         let beat = self.snapshot().await;
-        self.inner.broker.heartbeat(&beat).await
+        self.inner.broker.heartbeat(&beat).await?;
+        self.state().last_heartbeat = Some(self.now());
+        Ok(())
+    }
+
+    /// When the broker last took a heartbeat (for a readiness probe: an agent that
+    /// cannot reach its broker is not doing its job).
+    pub fn last_heartbeat(&self) -> Option<DateTime<Utc>> {
+        self.state().last_heartbeat
     }
 
     // ------------------------------------------------------------ reconcile
