@@ -20,8 +20,10 @@ use std::time::Duration;
 use brokkr::core::auth::{Pak, Role, hash_pak, looks_like};
 use brokkr::core::broker::{Broker, BrokerConfig};
 use brokkr::core::clock::SystemClock;
+use brokkr::core::store::MeteredStore;
 use brokkr::core::store::Store;
-use brokkr::http::{HttpConfig, router, serve, shutdown_signal, spawn_cleanup};
+use brokkr::http::metrics::Telemetry;
+use brokkr::http::{HttpConfig, router_with, serve, shutdown_signal, spawn_cleanup};
 use clap::Parser;
 use serde::Deserialize;
 
@@ -110,13 +112,20 @@ async fn run() -> Result<(), Failure> {
             key.hash()
         }
     };
+    // Store latency goes to the metrics: every operation is timed.
+    let telemetry = Telemetry::new_default();
+    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, telemetry.metrics.clone()));
     let broker: Broker<dyn Store> = Broker::new(
         store,
         Arc::new(SystemClock),
         admin_hash,
         BrokerConfig::default(),
     )?;
-    spawn_cleanup(broker.clone(), Duration::from_mins(15));
+    spawn_cleanup(
+        broker.clone(),
+        Duration::from_mins(15),
+        Some(telemetry.metrics.clone()),
+    );
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -127,7 +136,7 @@ async fn run() -> Result<(), Failure> {
     );
     serve(
         listener,
-        router(broker, &HttpConfig::default()),
+        router_with(broker, &HttpConfig::default(), telemetry),
         shutdown_signal(),
     )
     .await?;

@@ -24,7 +24,8 @@ use crate::model::{
 };
 use crate::staleness::{Staleness, StalenessPolicy};
 use crate::store::{
-    AgentLiveness, HeartbeatRecord, Page, PageRequest, PakHash, ResultOutcome, Store, UpsertOutcome,
+    AgentLiveness, DiagnosticCounts, HeartbeatRecord, Page, PageRequest, PakHash, ResultOutcome,
+    Store, UpsertOutcome,
 };
 use crate::{Error, Result};
 
@@ -392,7 +393,8 @@ impl<S: Store + ?Sized> Broker<S> {
         &self.inner.config
     }
 
-    fn now(&self) -> DateTime<Utc> {
+    /// The time by the broker's clock.
+    pub fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
     }
 
@@ -1205,6 +1207,12 @@ impl<S: Store + ?Sized> Broker<S> {
         self.store_ref()
             .store_diagnostic_result(id, agent, &outcome, now)
             .await
+    }
+
+    /// Diagnostics requests by the state a reader sees now (admin).
+    pub async fn diagnostic_counts(&self, who: &Principal) -> Result<DiagnosticCounts> {
+        who.require_admin()?;
+        self.store_ref().diagnostic_counts(self.now()).await
     }
 
     /// Deletes diagnostics past retention; idempotent, safe on every replica.

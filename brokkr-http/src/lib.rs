@@ -16,6 +16,7 @@
 #[cfg(feature = "client")]
 pub mod client;
 pub mod extract;
+pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod ratelimit;
@@ -49,6 +50,10 @@ pub struct AppState {
     pub broker: Broker<dyn Store>,
     /// Failed-authentication limits.
     pub limiter: std::sync::Arc<ratelimit::AuthLimiter>,
+    /// Metrics.
+    pub telemetry: metrics::Telemetry,
+    /// Whether `/metrics.json` is served.
+    pub metrics_json: bool,
 }
 
 /// Limits of the HTTP layer.
@@ -65,6 +70,8 @@ pub struct HttpConfig {
     pub concurrency_limit: usize,
     /// Failed-authentication limits per address (429 beyond them).
     pub auth_limits: ratelimit::AuthLimits,
+    /// Serve `/metrics.json` (default: yes, unless `BROKKR_METRICS_JSON=off`).
+    pub metrics_json: bool,
 }
 
 impl Default for HttpConfig {
@@ -75,12 +82,27 @@ impl Default for HttpConfig {
             request_timeout: Duration::from_secs(30),
             concurrency_limit: 1024,
             auth_limits: ratelimit::AuthLimits::default(),
+            metrics_json: !std::env::var("BROKKR_METRICS_JSON")
+                .is_ok_and(|v| v.eq_ignore_ascii_case("off")),
         }
     }
 }
 
-/// The API routes (under `/api/v1`) and the probes, with their layers.
+/// The API routes (under `/api/v1`), the probes and the metrics, with their layers; the
+/// metrics registry holds only the broker's families.
 pub fn router(broker: Broker<dyn Store>, config: &HttpConfig) -> Router {
+    router_with(broker, config, metrics::Telemetry::new_default())
+}
+
+/// [`router`] serving `telemetry`'s registry at `/metrics` (so a host's own metrics
+/// appear next to the broker's). Wrap the broker's store in
+/// [`MeteredStore`](brokkr_core::store::MeteredStore) with `telemetry.metrics` to get
+/// store operation latencies.
+pub fn router_with(
+    broker: Broker<dyn Store>,
+    config: &HttpConfig,
+    telemetry: metrics::Telemetry,
+) -> Router {
     let large = DefaultBodyLimit::max(config.large_body_limit);
     let api = Router::new()
         .route(
@@ -150,13 +172,21 @@ pub fn router(broker: Broker<dyn Store>, config: &HttpConfig) -> Router {
         .nest("/api/v1", api)
         .route("/livez", get(probes::livez))
         .route("/readyz", get(probes::readyz))
+        .route("/metrics", get(routes::observe::metrics))
+        .route("/metrics.json", get(routes::observe::snapshot))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(AppState {
             broker,
             limiter: std::sync::Arc::new(ratelimit::AuthLimiter::new(config.auth_limits.clone())),
+            telemetry: telemetry.clone(),
+            metrics_json: config.metrics_json,
         })
+        .layer(axum::middleware::from_fn_with_state(
+            telemetry.metrics,
+            count_request,
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -176,6 +206,30 @@ pub fn router(broker: Broker<dyn Store>, config: &HttpConfig) -> Router {
                 .layer(ConcurrencyLimitLayer::new(config.concurrency_limit))
                 .layer(DefaultBodyLimit::max(config.body_limit)),
         )
+}
+
+/// Counts a request by its route template (never the raw path: ids would make the
+/// label set unbounded) and times it.
+async fn count_request(
+    axum::extract::State(metrics): axum::extract::State<std::sync::Arc<metrics::Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or(metrics::UNMATCHED, axum::extract::MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics.observe_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 /// Errors produced by layers (a timeout's 408, a limit's rejection) carry no body; give
@@ -245,13 +299,22 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Runs diagnostics cleanup every `every` until the process ends (safe on every replica).
-pub fn spawn_cleanup(broker: Broker<dyn Store>, every: Duration) -> tokio::task::JoinHandle<()> {
+/// Runs diagnostics cleanup every `every` until the process ends (safe on every
+/// replica), counting runs and deletions in `metrics`.
+pub fn spawn_cleanup(
+    broker: Broker<dyn Store>,
+    every: Duration,
+    metrics: Option<std::sync::Arc<metrics::Metrics>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
         loop {
             ticker.tick().await;
-            match broker.cleanup().await {
+            let outcome = broker.cleanup().await;
+            if let Some(metrics) = &metrics {
+                metrics.cleanup(outcome.as_ref().map(|n| *n).map_err(|_| ()));
+            }
+            match outcome {
                 Ok(deleted) if deleted > 0 => tracing::info!(deleted, "diagnostics cleanup"),
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "diagnostics cleanup failed"),

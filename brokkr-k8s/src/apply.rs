@@ -212,15 +212,17 @@ impl KubeApplier {
 }
 
 /// Whether discovery said the kind does not exist (a 404 for the group/version, or a
-/// group/version without the kind), as opposed to not reaching the API server.
+/// group/version without the kind), as opposed to any other failure.
 fn not_served(error: &kube::Error) -> bool {
-    match status_code(error) {
-        Some(code) => code == 404,
-        None => !matches!(
+    status_code(error) == Some(404)
+        || matches!(
             error,
-            kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_)
-        ),
-    }
+            kube::Error::Discovery(
+                kube::error::DiscoveryError::MissingKind(_)
+                    | kube::error::DiscoveryError::MissingApiGroup(_)
+                    | kube::error::DiscoveryError::InvalidGroupVersion(_)
+            )
+        )
 }
 
 #[async_trait]
@@ -231,7 +233,14 @@ impl Applier for KubeApplier {
             manifests.reverse();
         }
         for mut manifest in manifests {
-            let (resource, caps) = self.resolve(&manifest.gvk).await?;
+            let (resource, caps) = match self.resolve(&manifest.gvk).await {
+                // A kind the cluster no longer serves (its CRD went first) has nothing
+                // left to delete.
+                Err(e) if object.is_deletion && e.reason == FailureReason::InvalidManifest => {
+                    continue;
+                }
+                other => other?,
+            };
             let api = self.api(&manifest, &resource, &caps);
             let what = format!("{} {}", manifest.gvk.kind, manifest.name);
             if object.is_deletion {
@@ -267,7 +276,12 @@ impl Applier for KubeApplier {
             }
             let labels = metadata
                 .entry("labels")
-                .or_insert_with(|| Value::Object(serde_json::Map::new()))
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            // A bare `labels:` is YAML null: no labels yet.
+            if labels.is_null() {
+                *labels = Value::Object(serde_json::Map::new());
+            }
+            let labels = labels
                 .as_object_mut()
                 .ok_or_else(|| invalid(format!("{what}: metadata.labels is not a map")))?;
             labels.insert(

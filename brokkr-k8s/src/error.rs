@@ -30,7 +30,9 @@ pub(crate) fn probe_error(what: &str, error: &kube::Error) -> ProbeError {
         Some(403) => ProbeError::Forbidden(detail),
         Some(404) => ProbeError::NotFound(detail),
         Some(408 | 504) => ProbeError::Timeout(detail),
-        Some(429 | 500..=599) => ProbeError::Unavailable(detail),
+        // 401: the agent's own token was refused (expired or rotated); the cluster
+        // cannot be read right now, which is no verdict on the object.
+        Some(401 | 429 | 500..=599) => ProbeError::Unavailable(detail),
         Some(_) => ProbeError::Invalid(detail),
         None => match error {
             kube::Error::SerdeError(_) | kube::Error::FromUtf8(_) => ProbeError::Invalid(detail),

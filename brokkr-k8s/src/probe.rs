@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::apply::STACK_LABEL;
 use crate::error::probe_error;
 use crate::quantity;
 use crate::selector;
@@ -82,6 +83,8 @@ impl KubeProbe {
     }
 
     /// Every page of a list, restarting once when the `continue` token expired (410).
+    /// More than `max_pages` pages is an error: a verdict on part of the evidence would
+    /// be a guess.
     async fn list<K>(
         &self,
         api: &Api<K>,
@@ -89,6 +92,27 @@ impl KubeProbe {
         labels: Option<&str>,
         fields: Option<&str>,
     ) -> Result<Vec<K>, ProbeError>
+    where
+        K: Clone + DeserializeOwned + Debug,
+    {
+        let (items, complete) = self.list_pages(api, what, labels, fields).await?;
+        if !complete {
+            return Err(ProbeError::Unavailable(format!(
+                "listing {what}: more than {} pages of {}",
+                self.config.max_pages, self.config.page_size
+            )));
+        }
+        Ok(items)
+    }
+
+    /// Up to `max_pages` pages of a list, and whether that was all of it.
+    async fn list_pages<K>(
+        &self,
+        api: &Api<K>,
+        what: &str,
+        labels: Option<&str>,
+        fields: Option<&str>,
+    ) -> Result<(Vec<K>, bool), ProbeError>
     where
         K: Clone + DeserializeOwned + Debug,
     {
@@ -124,10 +148,13 @@ impl KubeProbe {
             items.extend(page.items);
             pages += 1;
             match page.metadata.continue_ {
-                Some(next) if !next.is_empty() && pages < self.config.max_pages => {
+                Some(next) if !next.is_empty() => {
+                    if pages >= self.config.max_pages {
+                        return Ok((items, false));
+                    }
                     token = Some(next);
                 }
-                _ => return Ok(items),
+                _ => return Ok((items, true)),
             }
         }
     }
@@ -249,7 +276,13 @@ fn set_of(items: impl IntoIterator<Item = Option<String>>) -> HashSet<String> {
 #[async_trait]
 impl ClusterProbe for KubeProbe {
     async fn observe(&self, object: &DeploymentObject) -> Result<Observations, ProbeError> {
-        let labels = format!("{OBJECT_LABEL}={}", object.id);
+        // What a deletion marker removes was applied by an earlier object of the stack:
+        // look for anything of the stack that is still there (or still terminating).
+        let labels = if object.is_deletion {
+            format!("{STACK_LABEL}={}", object.stack_id)
+        } else {
+            format!("{OBJECT_LABEL}={}", object.id)
+        };
         let deployments: Vec<Deployment> = self.list_scoped("deployments", &labels).await?;
         let statefulsets: Vec<StatefulSet> = self.list_scoped("statefulsets", &labels).await?;
         let daemonsets: Vec<DaemonSet> = self.list_scoped("daemonsets", &labels).await?;
@@ -339,6 +372,16 @@ impl ClusterProbe for KubeProbe {
         push_all(&mut observations, &claims)?;
         push_all(&mut observations, &services)?;
         push_all(&mut observations, &pods)?;
+        if !object.is_deletion && observations.resources.is_empty() {
+            // Kinds the probe does not list (ConfigMaps, Ingresses, ...) have no health
+            // beyond existing; an object made only of them counts as present once
+            // applied rather than as absent.
+            for manifest in unlisted_manifests(&object.yaml_content) {
+                observations
+                    .push_value(manifest)
+                    .map_err(|e| ProbeError::Invalid(e.to_string()))?;
+            }
+        }
         if !pods.is_empty() {
             // Pods on a node that stopped reporting are unknown, not healthy.
             push_all(&mut observations, &self.nodes().await?)?;
@@ -355,8 +398,8 @@ impl ClusterProbe for KubeProbe {
         let latency = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let nodes: Vec<Node> = self.cluster_wide("nodes").await?;
         let all_pods: Api<Pod> = Api::all(self.client.clone());
-        let running: Vec<Pod> = self
-            .list(
+        let (running, complete): (Vec<Pod>, bool) = self
+            .list_pages(
                 &all_pods,
                 "pods",
                 None,
@@ -366,13 +409,16 @@ impl ClusterProbe for KubeProbe {
         let (cpu, memory) = allocatable(&nodes);
         let (cpu_requested, memory_requested) = requested(&running);
         let ready = nodes.iter().filter(|n| node_ready(n)).count();
+        // Headroom from part of the pods would overstate it: leave it out instead.
+        let available =
+            |capacity: i64, requested: i64| complete.then_some(capacity.saturating_sub(requested));
         Ok(ClusterState {
             node_count: i64::try_from(nodes.len()).ok(),
             node_ready_count: i64::try_from(ready).ok(),
             cpu_capacity_millis: Some(cpu),
-            cpu_available_millis: Some(cpu.saturating_sub(cpu_requested)),
+            cpu_available_millis: available(cpu, cpu_requested),
             memory_capacity_bytes: Some(memory),
-            memory_available_bytes: Some(memory.saturating_sub(memory_requested)),
+            memory_available_bytes: available(memory, memory_requested),
             api_latency_ms: Some(latency),
         })
     }
@@ -380,7 +426,10 @@ impl ClusterProbe for KubeProbe {
     async fn events(&self, scope: &EventScope) -> Result<Vec<ObservedEvent>, ProbeError> {
         let mut out = Vec::new();
         for namespace in &scope.namespaces {
-            let events: Vec<Event> = self.in_namespace(namespace, "events", None).await?;
+            // Events are bounded work: a namespace with more than `max_pages` pages of
+            // them gives what was read.
+            let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+            let (events, _) = self.list_pages(&api, "events", None, None).await?;
             for event in events {
                 let observed = observed_event(&event);
                 if observed
@@ -397,15 +446,37 @@ impl ClusterProbe for KubeProbe {
 
     async fn log_tail(&self, query: &LogQuery) -> Result<Vec<String>, ProbeError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &query.namespace);
+        // No `limitBytes`: the kubelet counts it forward from the first tail line, so it
+        // would cut off the newest lines (the crash). `tailLines` bounds the answer; a
+        // hard cap guards against pathological lines, keeping the end.
         let params = LogParams {
             container: Some(query.container.clone()),
             previous: query.previous,
             tail_lines: Some(i64::from(query.lines)),
-            limit_bytes: i64::try_from(query.limit_bytes).ok(),
             ..LogParams::default()
         };
         let what = format!("logs of {}/{}", query.pod, query.container);
-        let text = tokio::time::timeout(self.config.call_timeout, api.logs(&query.pod, &params))
+        let read = async {
+            let mut stream = api.log_stream(&query.pod, &params).await?;
+            let mut bytes = Vec::new();
+            let mut chunk = [0u8; 8192];
+            loop {
+                let n = futures_util::AsyncReadExt::read(&mut stream, &mut chunk)
+                    .await
+                    .map_err(kube::Error::ReadEvents)?;
+                if n == 0 {
+                    break;
+                }
+                bytes.extend_from_slice(&chunk[..n]);
+                let cap = query.limit_bytes.max(1) * 4;
+                if bytes.len() > cap {
+                    // Keep the end: the newest lines matter most.
+                    bytes.drain(..bytes.len() - cap);
+                }
+            }
+            Ok::<_, kube::Error>(bytes)
+        };
+        let bytes = tokio::time::timeout(self.config.call_timeout, read)
             .await
             .map_err(|_| ProbeError::Timeout(what.clone()))?
             .map_err(|e| match crate::error::status_code(&e) {
@@ -413,7 +484,11 @@ impl ClusterProbe for KubeProbe {
                 Some(400) if query.previous => ProbeError::NotFound(format!("{what}: {e}")),
                 _ => probe_error(&what, &e),
             })?;
-        Ok(text.lines().map(str::to_owned).collect())
+        // Logs are not always UTF-8; a cut may split a character.
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let skip = lines.len().saturating_sub(query.lines as usize);
+        Ok(lines.into_iter().skip(skip).collect())
     }
 }
 
@@ -449,6 +524,10 @@ fn requested(pods: &[Pod]) -> (i64, i64) {
     let mut memory = 0_i64;
     for pod in pods {
         let Some(spec) = &pod.spec else { continue };
+        // Requests count against a node only once the pod is bound to one.
+        if spec.node_name.is_none() {
+            continue;
+        }
         let requests = |c: &k8s_openapi::api::core::v1::Container| -> (i64, i64) {
             let r: Option<
                 &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
@@ -470,8 +549,14 @@ fn requested(pods: &[Pod]) -> (i64, i64) {
             .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
         for init in spec.init_containers.iter().flatten() {
             let (c, m) = requests(init);
-            pod_cpu = pod_cpu.max(c);
-            pod_memory = pod_memory.max(m);
+            if init.restart_policy.as_deref() == Some("Always") {
+                // A native sidecar runs next to the containers: it adds up.
+                pod_cpu += c;
+                pod_memory += m;
+            } else {
+                pod_cpu = pod_cpu.max(c);
+                pod_memory = pod_memory.max(m);
+            }
         }
         cpu = cpu.saturating_add(pod_cpu);
         memory = memory.saturating_add(pod_memory);
@@ -523,4 +608,45 @@ fn observed_event(event: &Event) -> ObservedEvent {
         last_seen,
         count,
     }
+}
+
+/// Kinds the probe lists (and the classifier assesses) by label.
+const LISTED_KINDS: &[&str] = &[
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "Job",
+    "CronJob",
+    "PersistentVolumeClaim",
+    "Service",
+    "Pod",
+];
+
+/// The documents of a deployment object's YAML whose kinds the probe does not list,
+/// as minimal objects (apiVersion, kind, name, namespace).
+fn unlisted_manifests(yaml: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for document in serde_yaml_ng::Deserializer::from_str(yaml) {
+        let Ok(value) = <Value as serde::Deserialize>::deserialize(document) else {
+            return Vec::new();
+        };
+        let kind = value
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if kind.is_empty() || kind == "List" || LISTED_KINDS.contains(&kind) {
+            continue;
+        }
+        let metadata = value.get("metadata").cloned().unwrap_or(Value::Null);
+        out.push(serde_json::json!({
+            "apiVersion": value.get("apiVersion").cloned().unwrap_or(Value::Null),
+            "kind": kind,
+            "metadata": {
+                "name": metadata.get("name").cloned().unwrap_or(Value::Null),
+                "namespace": metadata.get("namespace").cloned().unwrap_or(Value::Null),
+            },
+        }));
+    }
+    out
 }

@@ -82,7 +82,8 @@ pub const READ: &[Permission] = &[
 
 /// What [`crate::KubeApplier`] does to the kinds a stack contains: server-side apply
 /// (`patch`, and `create` for objects that do not exist yet) and `delete` for deletion
-/// markers. Which kinds is the operator's choice (see `deploy/agent/rbac.yaml`).
+/// markers. Which kinds is the operator's choice (the `brokkr-agent-apply` ClusterRole
+/// in `deploy/agent/agent.yaml`).
 pub const APPLY_VERBS: &[&str] = &["create", "patch", "delete"];
 
 /// Whether `verb` on `group`/`resource` is among [`READ`].

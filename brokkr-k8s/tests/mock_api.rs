@@ -228,6 +228,9 @@ fn cluster(seen: &Seen) -> Answer {
             None,
         ),
         ("GET", "/api/v1/nodes", _) => list("Node", vec![node("node-a", "True")], None),
+        ("GET", "/version", _) => ok(json!({"major": "1", "minor": "33", "gitVersion": "v1.33.2",
+            "gitCommit": "", "gitTreeState": "clean", "buildDate": T0, "goVersion": "go1.24",
+            "compiler": "gc", "platform": "linux/amd64"})),
         ("GET", path, _) if path.ends_with('s') => list("Any", vec![], None),
         _ => status(
             404,
@@ -589,7 +592,7 @@ async fn events_are_read_per_namespace_and_kept_for_our_objects() {
 }
 
 #[tokio::test]
-async fn log_tails_ask_for_lines_bytes_and_the_previous_instance() {
+async fn log_tails_ask_for_lines_and_the_previous_instance() {
     let (client, seen) = fake(|seen| {
         let previous = seen.query.get("previous").map(String::as_str) == Some("true");
         match (seen.path.as_str(), previous) {
@@ -626,10 +629,8 @@ async fn log_tails_ask_for_lines_bytes_and_the_previous_instance() {
     ));
     let first = seen.lock().unwrap()[0].clone();
     assert_eq!(first.query.get("tailLines").map(String::as_str), Some("50"));
-    assert_eq!(
-        first.query.get("limitBytes").map(String::as_str),
-        Some("65536")
-    );
+    // Not sent: the kubelet would count it from the first tail line and cut the newest.
+    assert_eq!(first.query.get("limitBytes"), None);
     assert_eq!(
         first.query.get("container").map(String::as_str),
         Some("app")
@@ -888,6 +889,10 @@ async fn the_probe_uses_only_the_permissions_it_declares() {
         })
         .await;
     let calls = seen.lock().unwrap().clone();
+    assert!(
+        calls.iter().any(|c| c.path == "/api/v1/pods"),
+        "the snapshot's pod list was made"
+    );
     let mut used = std::collections::BTreeSet::new();
     for call in &calls {
         if let Some((group, resource, verb)) = rbac_of(call) {
@@ -914,4 +919,151 @@ async fn the_probe_uses_only_the_permissions_it_declares() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_deletion_marker_looks_for_what_its_stack_left_behind() {
+    let marker = DeploymentObject {
+        is_deletion: true,
+        ..object()
+    };
+    let stack_query = format!("brokkr.io/stack-id={}", marker.stack_id);
+    let (client, _) = fake(move |seen| {
+        let mine = seen.query.get("labelSelector") == Some(&stack_query);
+        match seen.path.as_str() {
+            "/api/v1/persistentvolumeclaims" if mine => list(
+                "PersistentVolumeClaim",
+                vec![
+                    json!({"metadata": {"name": "data", "namespace": "shop", "uid": "pvc-1",
+                    "deletionTimestamp": "2026-03-01T11:00:00Z",
+                    "finalizers": ["kubernetes.io/pvc-protection"]},
+                    "spec": {}, "status": {"phase": "Bound"}}),
+                ],
+                None,
+            ),
+            _ => list("Any", vec![], None),
+        }
+    });
+    let probe = KubeProbe::new(client, KubeProbeConfig::default());
+    let mut observations = probe.observe(&marker).await.unwrap();
+    assert_eq!(names(&observations), ["PersistentVolumeClaim/data"]);
+    observations.deletion = true;
+    let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    let verdict = classify(&observations, now, &HealthPolicy::default());
+    assert_eq!(
+        verdict.health,
+        brokkr_core::health::Health::Degraded,
+        "stuck terminating: {verdict:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_object_of_unlisted_kinds_only_counts_as_present() {
+    let (client, _) = fake(|_| list("Any", vec![], None));
+    let probe = KubeProbe::new(client, KubeProbeConfig::default());
+    let config_only = DeploymentObject {
+        yaml_content:
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n  namespace: shop\n".into(),
+        ..object()
+    };
+    let observations = probe.observe(&config_only).await.unwrap();
+    assert_eq!(names(&observations), ["ConfigMap/cfg"]);
+    let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    let verdict = classify(&observations, now, &HealthPolicy::default());
+    assert_eq!(verdict.health, brokkr_core::health::Health::Healthy);
+    // A Deployment that is missing is still absent, not excused.
+    let missing = DeploymentObject {
+        yaml_content: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n".into(),
+        ..object()
+    };
+    let observations = probe.observe(&missing).await.unwrap();
+    assert!(observations.resources.is_empty());
+}
+
+#[tokio::test]
+async fn a_list_longer_than_the_page_limit_is_not_judged() {
+    let (client, _) = fake(|seen| {
+        if seen.path == "/apis/apps/v1/deployments" {
+            return list("Deployment", vec![deployment()], Some("more"));
+        }
+        list("Any", vec![], None)
+    });
+    let probe = KubeProbe::new(
+        client,
+        KubeProbeConfig {
+            max_pages: 3,
+            ..KubeProbeConfig::default()
+        },
+    );
+    let err = probe.observe(&object()).await.unwrap_err();
+    assert!(
+        matches!(err, ProbeError::Unavailable(ref m) if m.contains("more than 3 pages")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn log_tails_keep_the_newest_lines_and_survive_bad_utf8() {
+    // Log bodies are raw text, not JSON: a fake of their own.
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    tokio::spawn(async move {
+        while let Some((_request, respond)) = handle.next_request().await {
+            let mut body = Vec::new();
+            for i in 0..80 {
+                body.extend_from_slice(format!("line {i}\n").as_bytes());
+            }
+            body.extend_from_slice(b"bad \xff\xfe bytes\n");
+            respond.send_response(
+                Response::builder()
+                    .status(200)
+                    .header("content-type", "text/plain")
+                    .body(Body::from(body))
+                    .unwrap(),
+            );
+        }
+    });
+    let probe = KubeProbe::new(
+        kube::Client::new(service, "default"),
+        KubeProbeConfig::default(),
+    );
+    let lines = probe
+        .log_tail(&LogQuery {
+            namespace: "shop".into(),
+            pod: "web".into(),
+            container: "app".into(),
+            previous: false,
+            lines: 5,
+            limit_bytes: 65536,
+        })
+        .await
+        .unwrap();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[3], "line 79");
+    assert!(lines[4].starts_with("bad "), "{lines:?}");
+}
+
+#[tokio::test]
+async fn an_empty_labels_map_in_a_manifest_is_fine() {
+    let (client, seen) = fake(|seen| {
+        discovery(seen).unwrap_or_else(|| ok(seen.body.clone().unwrap_or(Value::Null)))
+    });
+    let applier = KubeApplier::new(client, KubeApplierConfig::default());
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n  labels:\n";
+    applier.apply(&applied_object(yaml, false)).await.unwrap();
+    let patch = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|s| s.method == "PATCH")
+        .cloned()
+        .unwrap();
+    assert!(patch.body.unwrap()["metadata"]["labels"][OBJECT_LABEL].is_string());
+}
+
+#[tokio::test]
+async fn deleting_a_kind_the_cluster_no_longer_serves_is_done() {
+    let (client, _) = fake(|seen| discovery(seen).unwrap_or_else(|| status(404, "NotFound", "no")));
+    let applier = KubeApplier::new(client, KubeApplierConfig::default());
+    let crd = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n";
+    applier.apply(&applied_object(crd, true)).await.unwrap();
 }

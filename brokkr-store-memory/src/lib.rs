@@ -20,9 +20,9 @@ use brokkr_core::model::{
     Stack, Target, WorkOrder, WorkOrderStatus,
 };
 use brokkr_core::store::{
-    AgentLiveness, AgentStore, CatalogStore, DeliveryStore, DiagnosticStore, FleetRollup,
-    FleetStore, HealthStore, HeartbeatRecord, Page, PageRequest, PakHash, ResultOutcome,
-    UpsertOutcome, WorkOrderStore,
+    AgentLiveness, AgentStore, CatalogStore, DeliveryStore, DiagnosticCounts, DiagnosticStore,
+    FleetRollup, FleetStore, HealthStore, HeartbeatRecord, Page, PageRequest, PakHash,
+    ResultOutcome, UpsertOutcome, WorkOrderStore,
 };
 use brokkr_core::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -606,6 +606,14 @@ impl DiagnosticStore for MemoryStore {
             .diagnostics
             .retain(|_, (request, _)| !request.should_delete(now));
         Ok((before - state.diagnostics.len()) as u64)
+    }
+
+    async fn diagnostic_counts(&self, now: DateTime<Utc>) -> Result<DiagnosticCounts> {
+        let mut counts = DiagnosticCounts::default();
+        for (request, _) in self.read().diagnostics.values() {
+            counts.add(request.status_at(now));
+        }
+        Ok(counts)
     }
 }
 

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use brokkr_core::diagnostics::{ClaimOutcome, DiagnosticRequest};
 use brokkr_core::ids::{AgentId, DeploymentObjectId, DiagnosticId};
 use brokkr_core::model::DiagnosticOutcome;
-use brokkr_core::store::{DiagnosticStore, ResultOutcome};
+use brokkr_core::store::{DiagnosticCounts, DiagnosticStore, ResultOutcome};
 use brokkr_core::{Error, Result};
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
@@ -244,5 +244,36 @@ impl DiagnosticStore for PgStore {
             .await
             .db()?;
         Ok(done.rows_affected())
+    }
+
+    async fn diagnostic_counts(&self, now: DateTime<Utc>) -> Result<DiagnosticCounts> {
+        // Overdue requests count as expired, as `DiagnosticRequest::status_at` says. The
+        // table holds at most an hour of requests (retention), so a scan is cheap.
+        let row = sqlx::query(
+            "SELECT \
+               count(*) FILTER (WHERE status = 'pending' AND $1 < claim_deadline) AS pending, \
+               count(*) FILTER (WHERE status = 'claimed' AND $1 < expires_at) AS claimed, \
+               count(*) FILTER (WHERE status = 'completed') AS completed, \
+               count(*) FILTER (WHERE status = 'failed') AS failed, \
+               count(*) FILTER (WHERE status = 'expired' \
+                   OR (status = 'pending' AND $1 >= claim_deadline) \
+                   OR (status = 'claimed' AND $1 >= expires_at)) AS expired \
+             FROM diagnostic_requests",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .db()?;
+        let count = |column: &str| -> Result<u64> {
+            let n: i64 = get(&row, column)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        Ok(DiagnosticCounts {
+            pending: count("pending")?,
+            claimed: count("claimed")?,
+            completed: count("completed")?,
+            failed: count("failed")?,
+            expired: count("expired")?,
+        })
     }
 }

@@ -694,6 +694,25 @@ pub async fn diagnostics_expire_and_are_cleaned_up_once(store: Arc<dyn Store>) {
         Err(Error::Gone(_))
     ));
 
+    // Counted by what a reader sees: the unclaimed request is expired from its
+    // deadline on, before cleanup records anything.
+    let before = store.diagnostic_counts(deadline - secs(1)).await.unwrap();
+    assert_eq!(
+        (before.pending, before.completed, before.expired),
+        (1, 1, 0)
+    );
+    let after = store.diagnostic_counts(deadline).await.unwrap();
+    assert_eq!(
+        (
+            after.pending,
+            after.claimed,
+            after.completed,
+            after.failed,
+            after.expired
+        ),
+        (0, 0, 1, 0, 1)
+    );
+
     // Before retention ends nothing is deleted; then each row once, however often
     // cleanup runs.
     assert_eq!(
@@ -711,6 +730,10 @@ pub async fn diagnostics_expire_and_are_cleaned_up_once(store: Arc<dyn Store>) {
     assert_eq!(first.unwrap() + second.unwrap(), 2);
     assert_eq!(store.delete_expired_diagnostics(later).await.unwrap(), 0);
     assert_eq!(store.get_diagnostic(answered.id).await.unwrap(), None);
+    assert_eq!(
+        store.diagnostic_counts(later).await.unwrap(),
+        crate::store::DiagnosticCounts::default()
+    );
 }
 
 /// 50 claimers through two handles of one store race for 100 requests: every request is

@@ -313,6 +313,41 @@ pub trait DiagnosticStore: Send + Sync {
     /// safe to run on every replica at once: each row is deleted once. Returns how many
     /// this call deleted.
     async fn delete_expired_diagnostics(&self, now: DateTime<Utc>) -> Result<u64>;
+
+    /// Requests by the status a reader sees at `now`: a request past its deadline counts
+    /// as expired even before cleanup records it. Read-only.
+    async fn diagnostic_counts(&self, now: DateTime<Utc>) -> Result<DiagnosticCounts>;
+}
+
+/// How many diagnostics requests are in each state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DiagnosticCounts {
+    /// Waiting to be claimed.
+    pub pending: u64,
+    /// Claimed, not answered yet.
+    pub claimed: u64,
+    /// Answered with a bundle.
+    pub completed: u64,
+    /// Answered with a failure.
+    pub failed: u64,
+    /// Past a deadline without an answer.
+    pub expired: u64,
+}
+
+impl DiagnosticCounts {
+    /// Counts one request in `status`.
+    pub fn add(&mut self, status: crate::diagnostics::DiagnosticStatus) {
+        use crate::diagnostics::DiagnosticStatus as S;
+        let slot = match status {
+            S::Pending => &mut self.pending,
+            S::Claimed => &mut self.claimed,
+            S::Completed => &mut self.completed,
+            S::Failed => &mut self.failed,
+            S::Expired => &mut self.expired,
+        };
+        *slot += 1;
+    }
 }
 
 /// Counts for the fleet summary, maintained as writes happen rather than computed by
@@ -409,3 +444,6 @@ impl<T> Store for T where
 
 #[cfg(feature = "testing")]
 pub mod conformance;
+
+mod metered;
+pub use metered::{MeteredStore, StoreObserver};

@@ -35,6 +35,7 @@ pub(crate) async fn heartbeat(
     OptionalJson(beat): OptionalJson<Heartbeat>,
 ) -> Result<StatusCode, ApiError> {
     state.broker.heartbeat(&who, agent, beat).await?;
+    state.telemetry.metrics.heartbeat();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -115,7 +116,10 @@ pub(crate) async fn health_status(
     ApiPath(agent): ApiPath<AgentId>,
     ApiJson(report): ApiJson<HealthReport>,
 ) -> Result<Json<HealthReportResult>, ApiError> {
-    Ok(Json(state.broker.report_health(&who, agent, report).await?))
+    let items = report.deployment_objects.len() as u64;
+    let result = state.broker.report_health(&who, agent, report).await?;
+    state.telemetry.metrics.health_report(items);
+    Ok(Json(result))
 }
 
 /// A list of work orders.

@@ -4,5 +4,6 @@
 pub(crate) mod agent;
 pub(crate) mod catalog;
 pub(crate) mod diagnostics;
+pub(crate) mod observe;
 pub(crate) mod probes;
 pub(crate) mod reads;
