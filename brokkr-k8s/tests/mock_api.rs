@@ -1067,3 +1067,135 @@ async fn deleting_a_kind_the_cluster_no_longer_serves_is_done() {
     let crd = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n";
     applier.apply(&applied_object(crd, true)).await.unwrap();
 }
+
+// ------------------------------------------------------------------ a whole check cycle
+
+/// A broker that hands out a fixed target state and keeps the health reports.
+struct Recorder {
+    objects: Vec<DeploymentObject>,
+    reports: Mutex<Vec<brokkr_core::model::HealthReport>>,
+}
+
+#[async_trait::async_trait]
+impl brokkr_core::agent::BrokerApi for Recorder {
+    fn agent_id(&self) -> brokkr_core::ids::AgentId {
+        brokkr_core::ids::AgentId::from(uuid::Uuid::nil())
+    }
+    async fn heartbeat(&self, _: &brokkr_core::model::Heartbeat) -> brokkr_core::Result<()> {
+        Ok(())
+    }
+    async fn target_state(&self) -> brokkr_core::Result<Vec<DeploymentObject>> {
+        Ok(self.objects.clone())
+    }
+    async fn report_deployment_status(
+        &self,
+        _: &[brokkr_core::model::DeploymentStatusEvent],
+    ) -> brokkr_core::Result<brokkr_core::broker::StatusReportResult> {
+        Ok(brokkr_core::broker::StatusReportResult::default())
+    }
+    async fn report_health(
+        &self,
+        report: &brokkr_core::model::HealthReport,
+    ) -> brokkr_core::Result<brokkr_core::broker::HealthReportResult> {
+        self.reports.lock().unwrap().push(report.clone());
+        Ok(brokkr_core::broker::HealthReportResult::default())
+    }
+    async fn pending_diagnostics(
+        &self,
+    ) -> brokkr_core::Result<Vec<brokkr_core::diagnostics::PendingDiagnostic>> {
+        Ok(Vec::new())
+    }
+    async fn claim_diagnostic(
+        &self,
+        _: brokkr_core::ids::DiagnosticId,
+        _: &str,
+    ) -> brokkr_core::Result<()> {
+        Ok(())
+    }
+    async fn post_diagnostic_result(
+        &self,
+        _: brokkr_core::ids::DiagnosticId,
+        _: &brokkr_core::model::DiagnosticOutcome,
+    ) -> brokkr_core::Result<()> {
+        Ok(())
+    }
+    async fn open_work_orders(&self) -> brokkr_core::Result<Vec<brokkr_core::model::WorkOrder>> {
+        Ok(Vec::new())
+    }
+    async fn claim_work_order(
+        &self,
+        id: brokkr_core::ids::WorkOrderId,
+    ) -> brokkr_core::Result<brokkr_core::model::WorkOrder> {
+        Err(brokkr_core::Error::not_found("work order", id))
+    }
+    async fn complete_work_order(
+        &self,
+        id: brokkr_core::ids::WorkOrderId,
+        _: bool,
+    ) -> brokkr_core::Result<brokkr_core::model::WorkOrder> {
+        Err(brokkr_core::Error::not_found("work order", id))
+    }
+}
+
+#[tokio::test]
+async fn a_check_cycle_reports_what_the_classifier_says_of_the_same_objects() {
+    use brokkr_core::agent::{Agent, AgentConfig};
+    use brokkr_core::clock::ManualClock;
+    use brokkr_core::model::HealthSummary;
+
+    let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    let forbidden_object = DeploymentObject {
+        id: "01a2088a-0000-7000-8000-0000000000ff".parse().unwrap(),
+        ..object()
+    };
+    let recorder = Arc::new(Recorder {
+        objects: vec![object(), forbidden_object.clone()],
+        reports: Mutex::new(Vec::new()),
+    });
+    // The second object's kinds may not be listed: it must come back NotAssessed.
+    let forbidden_query = format!("{OBJECT_LABEL}={}", forbidden_object.id);
+    let (client, _) = fake(move |seen| {
+        if seen.query.get("labelSelector") == Some(&forbidden_query) {
+            return status(403, "Forbidden", "deployments.apps is forbidden");
+        }
+        cluster(seen)
+    });
+    let agent = Agent::new(
+        KubeProbe::new(client, KubeProbeConfig::default()),
+        recorder.clone(),
+        ManualClock::new(now),
+        AgentConfig::default(),
+    )
+    .unwrap();
+    let cycle = agent.check_once().await.unwrap();
+    assert_eq!(
+        (cycle.observed, cycle.unreadable, cycle.reported),
+        (2, 0, 2)
+    );
+
+    let direct = Observations::from_values([
+        with_kind(deployment(), "apps/v1", "Deployment"),
+        with_kind(
+            replicaset("web-5d8f", "rs-1", "dep-1"),
+            "apps/v1",
+            "ReplicaSet",
+        ),
+        with_kind(pod("web-5d8f-a", "ReplicaSet", "rs-1", None), "v1", "Pod"),
+        with_kind(
+            pod("web-5d8f-b", "ReplicaSet", "rs-1", Some("CrashLoopBackOff")),
+            "v1",
+            "Pod",
+        ),
+        with_kind(node("node-a", "True"), "v1", "Node"),
+    ])
+    .unwrap();
+    let expected = classify(&direct, now, &HealthPolicy::default());
+    let reports = recorder.reports.lock().unwrap().clone();
+    let items = &reports[0].deployment_objects;
+    let judged = items.iter().find(|i| i.id == object().id).unwrap();
+    assert_eq!(judged.status, expected.health);
+    assert_eq!(judged.summary, HealthSummary::from_assessment(&expected));
+    let blocked = items.iter().find(|i| i.id == forbidden_object.id).unwrap();
+    assert_eq!(blocked.status, brokkr_core::health::Health::Unknown);
+    assert_eq!(blocked.summary.conditions, ["NotAssessed"]);
+}
