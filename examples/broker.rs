@@ -22,6 +22,7 @@ use brokkr::core::broker::{Broker, BrokerConfig};
 use brokkr::core::clock::SystemClock;
 use brokkr::core::store::MeteredStore;
 use brokkr::core::store::Store;
+use brokkr::http::events::spawn_staleness_watch;
 use brokkr::http::metrics::Telemetry;
 use brokkr::http::{HttpConfig, router_with, serve, shutdown_signal, spawn_cleanup};
 use clap::Parser;
@@ -37,12 +38,22 @@ struct Args {
     /// PostgreSQL URL; without it the in-memory store is used.
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
-    /// TOML config file (keys: listen, database_url, admin_pak, log).
+    /// TOML config file (keys: listen, database_url, admin_pak, log, log_format).
     #[arg(long, env = "BROKKR_CONFIG")]
     config: Option<PathBuf>,
     /// Log filter, e.g. `info` or `brokkr=debug,tower_http=info`.
     #[arg(long, env = "BROKKR_LOG")]
     log: Option<String>,
+    /// Log format: `text` (default) or `json` (one object per line, for log shippers).
+    #[arg(long, env = "BROKKR_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +63,7 @@ struct FileConfig {
     database_url: Option<String>,
     admin_pak: Option<String>,
     log: Option<String>,
+    log_format: Option<LogFormat>,
 }
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -81,9 +93,16 @@ async fn run() -> Result<(), Failure> {
         .log
         .or(file.log)
         .unwrap_or_else(|| "info,tower_http=warn,sqlx=warn".to_owned());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter)?)
-        .init();
+    let logs =
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_new(filter)?);
+    match args
+        .log_format
+        .or(file.log_format)
+        .unwrap_or(LogFormat::Text)
+    {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
 
     let listen = args
         .listen
@@ -121,6 +140,7 @@ async fn run() -> Result<(), Failure> {
         admin_hash,
         BrokerConfig::default(),
     )?;
+    spawn_staleness_watch(broker.clone(), Duration::from_secs(15));
     spawn_cleanup(
         broker.clone(),
         Duration::from_mins(15),

@@ -15,6 +15,7 @@ use crate::auth::{Pak, Principal, Role, constant_time_eq, hash_pak, looks_like};
 use crate::backlog::{BacklogPolicy, QueueStatus};
 use crate::clock::Clock;
 use crate::diagnostics::{DiagnosticPolicy, DiagnosticRequest};
+use crate::events::{EventSink, FleetEvent};
 use crate::health::Health;
 use crate::ids::{AgentId, DeploymentObjectId, DiagnosticId, StackId, WorkOrderId};
 use crate::model::{
@@ -91,6 +92,7 @@ struct Inner<S: ?Sized> {
     clock: Arc<dyn Clock>,
     admin: PakHash,
     store: Arc<S>,
+    events: std::sync::OnceLock<Arc<dyn EventSink>>,
 }
 
 impl<S: ?Sized> Clone for Broker<S> {
@@ -379,8 +381,25 @@ impl<S: Store + ?Sized> Broker<S> {
                 clock,
                 admin: admin_pak_hash,
                 store,
+                events: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Publishes fleet events to `sink` from now on; `Err` with the sink back when one
+    /// is set already (there is one per broker, shared by its clones).
+    pub fn set_event_sink(
+        &self,
+        sink: Arc<dyn EventSink>,
+    ) -> std::result::Result<(), Arc<dyn EventSink>> {
+        self.inner.events.set(sink)
+    }
+
+    /// Publishes an event, if anyone listens.
+    pub fn publish(&self, event: FleetEvent) {
+        if let Some(sink) = self.inner.events.get() {
+            sink.publish(event);
+        }
     }
 
     /// The store (for hosts that need direct access, and for readiness checks).
@@ -759,9 +778,23 @@ impl<S: Store + ?Sized> Broker<S> {
             rejected,
             ..HealthReportResult::default()
         };
+        for (outcome, record) in outcomes.iter().zip(&records) {
+            if let UpsertOutcome::Accepted { previous } = *outcome
+                && previous != Some(record.status)
+            {
+                self.publish(FleetEvent::HealthChanged {
+                    deployment_object_id: record.deployment_object_id,
+                    agent_id: agent,
+                    from: previous,
+                    to: record.status,
+                    top_finding: record.summary.conditions.first().cloned(),
+                    at: now,
+                });
+            }
+        }
         for outcome in outcomes {
             match outcome {
-                UpsertOutcome::Accepted => result.accepted += 1,
+                UpsertOutcome::Accepted { .. } => result.accepted += 1,
                 UpsertOutcome::Unchanged => result.unchanged += 1,
                 UpsertOutcome::Ignored => result.ignored += 1,
             }

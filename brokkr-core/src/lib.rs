@@ -11,6 +11,7 @@
 //! * [`redact`]: secrets out of log tails and messages.
 //! * [`probe`]: the cluster side of an agent ([`probe::ClusterProbe`], [`probe::Applier`]).
 //! * `agent` (feature `agent`): the agent runtime and the broker API it talks to.
+//! * [`events`]: what changed in the fleet, for live feeds.
 //! * [`clock`]: the only way the library reads the time.
 //! * [`error`]: the error type whose variants map one to one to API outcomes.
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@ pub mod broker;
 pub mod clock;
 pub mod diagnostics;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod ids;
 pub mod model;

@@ -131,7 +131,15 @@ impl FromRequestParts<AppState> for Caller {
             return Err(too_many(wait));
         }
         match state.broker.authenticate(key).await {
-            Ok(principal) => Ok(Self(principal)),
+            Ok(principal) => {
+                // The request span says who called, by kind only (never the key).
+                let kind = match principal {
+                    Principal::Admin => "admin",
+                    Principal::Agent(_) => "agent",
+                };
+                tracing::Span::current().record("principal", kind);
+                Ok(Self(principal))
+            }
             Err(Error::Unauthorized) => {
                 state.limiter.failed(address, key_id);
                 match state.limiter.address_blocked(address) {

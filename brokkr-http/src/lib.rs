@@ -15,6 +15,7 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+pub mod events;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
@@ -103,6 +104,11 @@ pub fn router_with(
     config: &HttpConfig,
     telemetry: metrics::Telemetry,
 ) -> Router {
+    if broker.set_event_sink(telemetry.events.clone()).is_err() {
+        tracing::warn!(
+            "the broker already publishes to another event sink; /api/v1/events stays quiet"
+        );
+    }
     let large = DefaultBodyLimit::max(config.large_body_limit);
     let api = Router::new()
         .route(
@@ -161,6 +167,7 @@ pub fn router_with(
             post(agent::complete_work_order),
         )
         .route("/fleet/summary", get(reads::fleet_summary))
+        .route("/events", get(routes::events::stream_events))
         .route("/diagnostics/{id}", get(diagnostics::get))
         .route("/diagnostics/{id}/claim", post(diagnostics::claim))
         .route(
@@ -191,7 +198,7 @@ pub fn router_with(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(TraceLayer::new_for_http())
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(axum::middleware::map_response(problem_for_bare_errors))
                 .layer(CatchPanicLayer::custom(|_| {
                     axum::response::IntoResponse::into_response(ApiError::new(
@@ -206,6 +213,27 @@ pub fn router_with(
                 .layer(ConcurrencyLimitLayer::new(config.concurrency_limit))
                 .layer(DefaultBodyLimit::max(config.body_limit)),
         )
+}
+
+/// One span per request: method, route template, request id, and the caller's kind
+/// once authenticated (never the key).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or(metrics::UNMATCHED, axum::extract::MatchedPath::as_str);
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        request_id,
+        principal = tracing::field::Empty,
+    )
 }
 
 /// Counts a request by its route template (never the raw path: ids would make the

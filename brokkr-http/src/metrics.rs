@@ -369,6 +369,8 @@ pub struct Telemetry {
     pub registry: Arc<Registry>,
     /// The broker's families.
     pub metrics: Arc<Metrics>,
+    /// Live fleet events (`GET /api/v1/events`), the last 1024 kept for resuming.
+    pub events: Arc<crate::events::EventHub>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -390,6 +392,7 @@ impl Telemetry {
         Self {
             registry: Arc::new(registry),
             metrics,
+            events: crate::events::EventHub::new(1024),
         }
     }
 

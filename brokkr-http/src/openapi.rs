@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agent, catalog, diagnostics, reads};
+use crate::routes::{agent, catalog, diagnostics, events, reads};
 
 /// The document.
 #[derive(OpenApi)]
@@ -44,6 +44,7 @@ use crate::routes::{agent, catalog, diagnostics, reads};
         diagnostics::pending,
         diagnostics::claim,
         diagnostics::result,
+        events::stream_events,
     ),
     modifiers(&BearerKeys),
 )]

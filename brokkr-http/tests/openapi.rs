@@ -183,7 +183,7 @@ async fn every_route_answers_as_documented() {
                 .map(move |m| (m.to_uppercase(), path.clone()))
         })
         .collect();
-    assert_eq!(documented.len(), 29, "{documented:?}");
+    assert_eq!(documented.len(), 30, "{documented:?}");
 
     let (s, agent) = c
         .call(
@@ -376,6 +376,16 @@ async fn every_route_answers_as_documented() {
         None,
     )
     .await;
+    // The event stream itself never ends; its refusals are plain answers.
+    for who in [None, key] {
+        let (s, _) = c
+            .call(Method::GET, "/api/v1/events", "/api/v1/events", who, None)
+            .await;
+        assert!(
+            s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN,
+            "{s}"
+        );
+    }
     let (_, order) = c
         .call(
             Method::POST,

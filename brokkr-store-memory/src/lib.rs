@@ -458,7 +458,7 @@ impl HealthStore for MemoryStore {
             let key = (record.agent_id, record.deployment_object_id);
             let stored = state.health.get(&key);
             let outcome = UpsertOutcome::decide(stored, record, rewrite_before);
-            if outcome == UpsertOutcome::Accepted {
+            if outcome.is_written() {
                 let old_status = stored.map(|r| r.status);
                 if let Some(old) = old_status {
                     state.health_counts.count_health(old, -1);

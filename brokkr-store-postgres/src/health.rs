@@ -79,7 +79,7 @@ impl HealthStore for PgStore {
         for r in records {
             let old = stored.get(&(r.agent_id, r.deployment_object_id));
             let outcome = UpsertOutcome::decide(old, r, rewrite_before);
-            if outcome == UpsertOutcome::Accepted {
+            if outcome.is_written() {
                 if let Some(old) = old {
                     *deltas.entry(old.status).or_default() -= 1;
                 }

@@ -495,7 +495,13 @@ pub async fn health_upserts_skip_unchanged_and_never_overwrite_newer(store: Arc<
         )
         .await
         .unwrap();
-    assert_eq!(outcomes, [UpsertOutcome::Accepted, UpsertOutcome::Accepted]);
+    assert_eq!(
+        outcomes,
+        [
+            UpsertOutcome::Accepted { previous: None },
+            UpsertOutcome::Accepted { previous: None }
+        ]
+    );
 
     // Same verdict, recent stored row: unchanged and not rewritten.
     let same = record(a.id, o.id, Health::Failing, t0() + secs(60));
@@ -512,7 +518,12 @@ pub async fn health_upserts_skip_unchanged_and_never_overwrite_newer(store: Arc<
         .upsert_health(&[refresh], t0() + secs(1))
         .await
         .unwrap();
-    assert_eq!(outcome, [UpsertOutcome::Accepted]);
+    assert_eq!(
+        outcome,
+        [UpsertOutcome::Accepted {
+            previous: Some(Health::Failing)
+        }]
+    );
     assert_eq!(
         store.health_of_object(o.id).await.unwrap()[0].checked_at,
         t0() + secs(200)
@@ -527,7 +538,9 @@ pub async fn health_upserts_skip_unchanged_and_never_overwrite_newer(store: Arc<
     let changed = record(a.id, o.id, Health::Degraded, t0() + secs(201));
     assert_eq!(
         store.upsert_health(&[changed], t0()).await.unwrap(),
-        [UpsertOutcome::Accepted]
+        [UpsertOutcome::Accepted {
+            previous: Some(Health::Failing)
+        }]
     );
     let by_agent = store.health_of_agent(a.id).await.unwrap();
     assert_eq!(by_agent.len(), 2);

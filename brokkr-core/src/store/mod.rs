@@ -202,8 +202,13 @@ pub trait WorkOrderStore: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UpsertOutcome {
-    /// Written (new, changed, or refreshed because the stored row was old).
-    Accepted,
+    /// Written (new, changed, or refreshed because the stored row was old). `previous`
+    /// is the status it replaced (`None` for a first verdict): a transition when it
+    /// differs from the new one.
+    Accepted {
+        /// The stored status before this write.
+        previous: Option<Health>,
+    },
     /// Identical verdict to the stored row, which is recent enough: not rewritten.
     Unchanged,
     /// Older than the stored `checked_at`: never overwrites newer.
@@ -219,7 +224,7 @@ impl UpsertOutcome {
         rewrite_before: DateTime<Utc>,
     ) -> Self {
         let Some(old) = stored else {
-            return Self::Accepted;
+            return Self::Accepted { previous: None };
         };
         if incoming.checked_at < old.checked_at {
             Self::Ignored
@@ -229,8 +234,15 @@ impl UpsertOutcome {
         {
             Self::Unchanged
         } else {
-            Self::Accepted
+            Self::Accepted {
+                previous: Some(old.status),
+            }
         }
+    }
+
+    /// Whether the record is written.
+    pub fn is_written(self) -> bool {
+        matches!(self, Self::Accepted { .. })
     }
 }
 

@@ -4,6 +4,7 @@
 pub(crate) mod agent;
 pub(crate) mod catalog;
 pub(crate) mod diagnostics;
+pub(crate) mod events;
 pub(crate) mod observe;
 pub(crate) mod probes;
 pub(crate) mod reads;

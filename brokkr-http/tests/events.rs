@@ -1,0 +1,255 @@
+//! `GET /api/v1/events`: health transitions and staleness changes as server-sent events,
+//! resumable with `Last-Event-ID`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use brokkr_core::auth::{Principal, hash_pak};
+use brokkr_core::broker::{Broker, BrokerConfig};
+use brokkr_core::clock::ManualClock;
+use brokkr_core::events::FleetEvent;
+use brokkr_core::model::{NewAgent, NewDeploymentObject, NewStack, NewTarget};
+use brokkr_core::staleness::Staleness;
+use brokkr_core::store::Store;
+use brokkr_http::events::spawn_staleness_watch;
+use brokkr_http::metrics::Telemetry;
+use brokkr_http::{HttpConfig, router_with};
+use brokkr_store_memory::MemoryStore;
+use chrono::{TimeZone, Utc};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+const ADMIN: &str = "brokkr_admin_0123456789abcdefghijABCDEFGHIJ0123456789abc";
+
+struct World {
+    app: Router,
+    broker: Broker<dyn Store>,
+    telemetry: Telemetry,
+    clock: ManualClock,
+    agent: String,
+    key: String,
+    object: String,
+}
+
+async fn world() -> World {
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap());
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let broker: Broker<dyn Store> = Broker::new(
+        store,
+        Arc::new(clock.clone()),
+        hash_pak(ADMIN),
+        BrokerConfig::default(),
+    )
+    .unwrap();
+    let admin = Principal::Admin;
+    let agent = broker
+        .register_agent(
+            &admin,
+            NewAgent {
+                name: "edge".into(),
+                cluster_name: "c".into(),
+                labels: BTreeMap::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let stack = broker
+        .create_stack(
+            &admin,
+            NewStack {
+                name: "shop".into(),
+                labels: BTreeMap::default(),
+            },
+        )
+        .await
+        .unwrap();
+    broker
+        .target(&admin, agent.agent.id, NewTarget { stack_id: stack.id })
+        .await
+        .unwrap();
+    let object = broker
+        .add_deployment_object(
+            &admin,
+            stack.id,
+            NewDeploymentObject {
+                yaml_content: "kind: ConfigMap\n".into(),
+                is_deletion: false,
+            },
+        )
+        .await
+        .unwrap();
+    let telemetry = Telemetry::new_default();
+    World {
+        app: router_with(broker.clone(), &HttpConfig::default(), telemetry.clone()),
+        broker,
+        telemetry,
+        clock,
+        agent: agent.agent.id.to_string(),
+        key: agent.pak.expose().to_owned(),
+        object: object.id.to_string(),
+    }
+}
+
+impl World {
+    async fn report(&self, status: &str) -> StatusCode {
+        let body = format!(
+            r#"{{"deployment_objects":[{{"id":"{}","status":"{status}","checked_at":"{}",
+            "summary":{{"pods_ready":0,"pods_total":1,"conditions":["CrashLoopBackOff"]}}}}]}}"#,
+            self.object,
+            self.clock.now_rfc3339()
+        );
+        let request = Request::builder()
+            .method("PATCH")
+            .uri(format!("/api/v1/agents/{}/health-status", self.agent))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.key))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        self.app.clone().oneshot(request).await.unwrap().status()
+    }
+
+    /// Opens the stream and reads until `wanted` events arrived (or 5 s passed).
+    async fn read_events(&self, last_event_id: Option<&str>, wanted: usize) -> String {
+        let mut request = Request::builder()
+            .uri("/api/v1/events")
+            .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/event-stream"
+        );
+        let mut body = response.into_body();
+        let mut text = String::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while text.matches("\ndata:").count() + usize::from(text.starts_with("data:")) < wanted {
+            let frame = tokio::time::timeout_at(deadline, body.frame())
+                .await
+                .expect("events in time")
+                .unwrap()
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                text.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+        text
+    }
+}
+
+trait Rfc3339 {
+    fn now_rfc3339(&self) -> String;
+}
+
+impl Rfc3339 for ManualClock {
+    fn now_rfc3339(&self) -> String {
+        use brokkr_core::clock::Clock;
+        self.now().to_rfc3339()
+    }
+}
+
+#[tokio::test]
+async fn health_transitions_stream_and_unchanged_reports_stay_quiet() {
+    let w = world().await;
+    assert_eq!(w.report("healthy").await, StatusCode::OK);
+    w.clock.advance(chrono::Duration::seconds(60));
+    assert_eq!(w.report("healthy").await, StatusCode::OK); // no transition
+    w.clock.advance(chrono::Duration::seconds(60));
+    assert_eq!(w.report("failing").await, StatusCode::OK);
+    let text = w.read_events(Some("0"), 2).await;
+    assert!(text.contains("id: 1\nevent: health.reported\n"), "{text}");
+    assert!(text.contains("id: 2\nevent: health.failing\n"), "{text}");
+    assert!(text.contains(&w.object));
+    assert!(
+        text.contains("\"top_finding\":\"CrashLoopBackOff\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("id: 3"),
+        "the unchanged report made no event: {text}"
+    );
+    assert_eq!(w.telemetry.events.last_id(), 2);
+}
+
+#[tokio::test]
+async fn a_subscriber_resumes_after_its_last_event_and_hears_new_ones_live() {
+    let w = Arc::new(world().await);
+    w.report("healthy").await;
+    w.clock.advance(chrono::Duration::seconds(60));
+    w.report("degraded").await;
+    let reader = {
+        let w = w.clone();
+        tokio::spawn(async move { w.read_events(Some("1"), 2).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    w.clock.advance(chrono::Duration::seconds(60));
+    w.report("healthy").await;
+    let text = reader.await.unwrap();
+    assert!(!text.contains("id: 1\n"), "{text}");
+    assert!(text.contains("id: 2\nevent: health.degraded\n"), "{text}");
+    assert!(text.contains("id: 3\nevent: health.recovered\n"), "{text}");
+}
+
+#[tokio::test]
+async fn only_the_admin_may_listen() {
+    let w = world().await;
+    let request = Request::builder()
+        .uri("/api/v1/events")
+        .header(header::AUTHORIZATION, format!("Bearer {}", w.key))
+        .body(Body::empty())
+        .unwrap();
+    let response = w.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn staleness_changes_are_published() {
+    let w = world().await;
+    let heartbeat = Request::builder()
+        .method("POST")
+        .uri(format!("/api/v1/agents/{}/heartbeat", w.agent))
+        .header(header::AUTHORIZATION, format!("Bearer {}", w.key))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        w.app.clone().oneshot(heartbeat).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    let watch = spawn_staleness_watch(w.broker.clone(), Duration::from_millis(10));
+    tokio::time::sleep(Duration::from_millis(50)).await; // learns: fresh
+    w.clock.advance(chrono::Duration::seconds(120)); // stale after 90 s
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    w.clock.advance(chrono::Duration::seconds(300)); // lost after 300 s
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    watch.abort();
+    let changes: Vec<(Staleness, Staleness)> = w
+        .telemetry
+        .events
+        .subscribe(Some(0))
+        .backlog
+        .into_iter()
+        .filter_map(|e| match e.event {
+            FleetEvent::AgentStalenessChanged { from, to, .. } => Some((from, to)),
+            FleetEvent::HealthChanged { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (Staleness::Fresh, Staleness::Stale),
+            (Staleness::Stale, Staleness::Lost)
+        ]
+    );
+}
