@@ -24,6 +24,7 @@ use brokkr::core::store::MeteredStore;
 use brokkr::core::store::Store;
 use brokkr::http::events::spawn_staleness_watch;
 use brokkr::http::metrics::Telemetry;
+use brokkr::http::webhooks::{WebhookConfig, spawn_webhook_dispatcher};
 use brokkr::http::{HttpConfig, router_with, serve, shutdown_signal, spawn_cleanup};
 use clap::Parser;
 use serde::Deserialize;
@@ -141,6 +142,12 @@ async fn run() -> Result<(), Failure> {
         BrokerConfig::default(),
     )?;
     spawn_staleness_watch(broker.clone(), Duration::from_secs(15));
+    spawn_webhook_dispatcher(
+        broker.clone(),
+        &telemetry.events,
+        Some(telemetry.metrics.clone()),
+        WebhookConfig::default(),
+    );
     spawn_cleanup(
         broker.clone(),
         Duration::from_mins(15),

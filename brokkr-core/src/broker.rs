@@ -15,9 +15,9 @@ use crate::auth::{Pak, Principal, Role, constant_time_eq, hash_pak, looks_like};
 use crate::backlog::{BacklogPolicy, QueueStatus};
 use crate::clock::Clock;
 use crate::diagnostics::{DiagnosticPolicy, DiagnosticRequest};
-use crate::events::{EventSink, FleetEvent};
+use crate::events::{EventSink, FleetEvent, NewWebhook, Webhook};
 use crate::health::Health;
-use crate::ids::{AgentId, DeploymentObjectId, DiagnosticId, StackId, WorkOrderId};
+use crate::ids::{AgentId, DeploymentObjectId, DiagnosticId, StackId, WebhookId, WorkOrderId};
 use crate::model::{
     Agent, ClusterSnapshot, Delivery, DeliveryState, DeploymentObject, DeploymentStatusEvent,
     DiagnosticOutcome, FailureReason, HealthRecord, HealthReport, HealthSummary, Heartbeat, Limits,
@@ -1246,6 +1246,34 @@ impl<S: Store + ?Sized> Broker<S> {
     pub async fn diagnostic_counts(&self, who: &Principal) -> Result<DiagnosticCounts> {
         who.require_admin()?;
         self.store_ref().diagnostic_counts(self.now()).await
+    }
+
+    // ------------------------------------------------------------ webhooks
+
+    /// Registers a webhook subscription (admin).
+    pub async fn register_webhook(&self, who: &Principal, new: NewWebhook) -> Result<Webhook> {
+        who.require_admin()?;
+        new.validate()?;
+        let webhook = new.into_webhook(self.now());
+        self.store_ref().insert_webhook(&webhook).await?;
+        Ok(webhook)
+    }
+
+    /// Every webhook subscription, secrets included (admin; the HTTP layer never shows
+    /// them).
+    pub async fn webhooks(&self, who: &Principal) -> Result<Vec<Webhook>> {
+        who.require_admin()?;
+        self.store_ref().list_webhooks().await
+    }
+
+    /// Removes a webhook subscription (admin).
+    pub async fn delete_webhook(&self, who: &Principal, id: WebhookId) -> Result<()> {
+        who.require_admin()?;
+        if self.store_ref().delete_webhook(id).await? {
+            Ok(())
+        } else {
+            Err(Error::not_found("webhook", id))
+        }
     }
 
     /// Deletes diagnostics past retention; idempotent, safe on every replica.

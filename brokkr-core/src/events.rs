@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::health::Health;
-use crate::ids::{AgentId, DeploymentObjectId};
+use crate::ids::{AgentId, DeploymentObjectId, WebhookId};
 use crate::staleness::Staleness;
 
 /// Something that changed in the fleet.
@@ -73,6 +73,92 @@ pub trait EventSink: Send + Sync {
     fn publish(&self, event: FleetEvent);
 }
 
+/// Event types a webhook may subscribe to.
+pub const WEBHOOK_EVENTS: &[&str] = &[
+    "health.failing",
+    "health.degraded",
+    "health.recovered",
+    "health.unknown",
+    "agent.stale",
+    "agent.lost",
+    "agent.fresh",
+];
+
+/// A subscription: fleet events of the given types are POSTed to `url`, signed with
+/// `secret` (HMAC-SHA256 of the body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Webhook {
+    /// Its id.
+    pub id: WebhookId,
+    /// Where deliveries go (`http` or `https`).
+    pub url: String,
+    /// The signing key; never shown after registration.
+    #[serde(skip_serializing, default)]
+    pub secret: String,
+    /// Event types delivered (see [`WEBHOOK_EVENTS`]).
+    pub events: Vec<String>,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The body of `POST /api/v1/webhooks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewWebhook {
+    /// Where deliveries go (`http` or `https`).
+    pub url: String,
+    /// The signing key, at least 16 characters.
+    pub secret: String,
+    /// Event types to deliver, from [`WEBHOOK_EVENTS`].
+    pub events: Vec<String>,
+}
+
+impl NewWebhook {
+    /// Checks the URL's scheme and length, the secret's length and the event types.
+    pub fn validate(&self) -> crate::Result<()> {
+        let mut v = crate::error::Violations::new();
+        let scheme_ok = self.url.starts_with("https://") || self.url.starts_with("http://");
+        v.check(
+            !scheme_ok || self.url.len() > 2048 || self.url.chars().any(char::is_whitespace),
+            "url",
+            "must be an http or https URL of at most 2048 characters",
+        );
+        v.check(
+            self.secret.chars().count() < 16 || self.secret.len() > 256,
+            "secret",
+            "must be 16 to 256 characters",
+        );
+        v.check(
+            self.events.is_empty(),
+            "events",
+            "must name at least one event type",
+        );
+        for (i, event) in self.events.iter().enumerate() {
+            v.check(
+                !WEBHOOK_EVENTS.contains(&event.as_str()),
+                format!("events[{i}]"),
+                format!("unknown event type; one of {}", WEBHOOK_EVENTS.join(", ")),
+            );
+        }
+        v.finish()
+    }
+
+    /// The subscription, registered at `now`.
+    pub fn into_webhook(self, now: DateTime<Utc>) -> Webhook {
+        let mut events = self.events;
+        events.sort();
+        events.dedup();
+        Webhook {
+            id: WebhookId::new(),
+            url: self.url,
+            secret: self.secret,
+            events,
+            created_at: now,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +193,27 @@ mod tests {
         let json = serde_json::to_value(&agent).unwrap();
         assert_eq!(json["kind"], "agent_staleness_changed");
         assert_eq!(json["to"], "lost");
+    }
+
+    #[test]
+    fn webhooks_need_a_url_a_secret_and_known_events() {
+        let ok = NewWebhook {
+            url: "https://hooks.example/brokkr".into(),
+            secret: "0123456789abcdef".into(),
+            events: vec!["health.failing".into(), "agent.lost".into()],
+        };
+        ok.validate().unwrap();
+        let bad = NewWebhook {
+            url: "ftp://x".into(),
+            secret: "short".into(),
+            events: vec!["health.sideways".into()],
+        };
+        let err = bad.validate().unwrap_err().to_string();
+        for field in ["url", "secret", "events[0]"] {
+            assert!(err.contains(field), "{err}");
+        }
+        let hook = ok.into_webhook(DateTime::<Utc>::UNIX_EPOCH);
+        let shown = serde_json::to_value(&hook).unwrap();
+        assert!(shown.get("secret").is_none(), "the secret is never shown");
     }
 }

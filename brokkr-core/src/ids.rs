@@ -78,6 +78,10 @@ id_type!(
     /// Identifies one diagnostics request.
     DiagnosticId
 );
+id_type!(
+    /// Identifies one webhook subscription.
+    WebhookId
+);
 
 #[cfg(test)]
 mod tests {

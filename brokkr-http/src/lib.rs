@@ -22,6 +22,8 @@ pub mod openapi;
 pub mod problem;
 pub mod ratelimit;
 mod routes;
+#[cfg(feature = "webhooks")]
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -168,6 +170,14 @@ pub fn router_with(
         )
         .route("/fleet/summary", get(reads::fleet_summary))
         .route("/events", get(routes::events::stream_events))
+        .route(
+            "/webhooks",
+            post(routes::webhooks::register).get(routes::webhooks::list),
+        )
+        .route(
+            "/webhooks/{id}",
+            axum::routing::delete(routes::webhooks::remove),
+        )
         .route("/diagnostics/{id}", get(diagnostics::get))
         .route("/diagnostics/{id}/claim", post(diagnostics::claim))
         .route(

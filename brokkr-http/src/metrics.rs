@@ -52,6 +52,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeOnly {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: String,
 }
@@ -90,6 +95,8 @@ pub struct Metrics {
     cleanup_failures: Counter,
     refresh_failures: Counter,
     ready: Gauge,
+    webhook_deliveries: Family<OutcomeOnly, Counter>,
+    webhook_dropped: Counter,
     build_info: Family<BuildLabels, Gauge>,
 }
 
@@ -122,6 +129,8 @@ impl Metrics {
             cleanup_failures: Counter::default(),
             refresh_failures: Counter::default(),
             ready: Gauge::default(),
+            webhook_deliveries: Family::default(),
+            webhook_dropped: Counter::default(),
             build_info: Family::default(),
         };
         let r = registry;
@@ -201,6 +210,16 @@ impl Metrics {
             m.ready.clone(),
         );
         r.register(
+            "brokkr_webhook_deliveries",
+            "Webhook deliveries by outcome (delivered, failed after every retry)",
+            m.webhook_deliveries.clone(),
+        );
+        r.register(
+            "brokkr_webhook_dropped",
+            "Webhook deliveries dropped (too many in flight, subscriptions unreadable, dispatcher behind)",
+            m.webhook_dropped.clone(),
+        );
+        r.register(
             "brokkr_build_info",
             "Build information (always 1)",
             m.build_info.clone(),
@@ -264,6 +283,20 @@ impl Metrics {
     pub fn health_report(&self, items: u64) {
         self.health_reports.inc();
         self.health_items.inc_by(items);
+    }
+
+    /// A webhook delivery ended: delivered, or failed after its last retry.
+    pub fn webhook_delivered(&self, ok: bool) {
+        self.webhook_deliveries
+            .get_or_create(&OutcomeOnly {
+                outcome: if ok { "delivered" } else { "failed" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Webhook deliveries dropped before they were tried.
+    pub fn webhook_dropped(&self, n: u64) {
+        self.webhook_dropped.inc_by(n);
     }
 
     /// A cleanup run finished (`Err` when it failed).

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agent, catalog, diagnostics, events, reads};
+use crate::routes::{agent, catalog, diagnostics, events, reads, webhooks};
 
 /// The document.
 #[derive(OpenApi)]
@@ -45,6 +45,9 @@ use crate::routes::{agent, catalog, diagnostics, events, reads};
         diagnostics::claim,
         diagnostics::result,
         events::stream_events,
+        webhooks::register,
+        webhooks::list,
+        webhooks::remove,
     ),
     modifiers(&BearerKeys),
 )]

@@ -183,7 +183,7 @@ async fn every_route_answers_as_documented() {
                 .map(move |m| (m.to_uppercase(), path.clone()))
         })
         .collect();
-    assert_eq!(documented.len(), 30, "{documented:?}");
+    assert_eq!(documented.len(), 33, "{documented:?}");
 
     let (s, agent) = c
         .call(
@@ -386,6 +386,51 @@ async fn every_route_answers_as_documented() {
             "{s}"
         );
     }
+    let (s, hook) = c
+        .call(
+            Method::POST,
+            "/api/v1/webhooks",
+            "/api/v1/webhooks",
+            Some(ADMIN),
+            Some(json!({"url": "https://hooks.example/x", "secret": "0123456789abcdef", "events": ["health.failing"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    c.call(
+        Method::POST,
+        "/api/v1/webhooks",
+        "/api/v1/webhooks",
+        Some(ADMIN),
+        Some(json!({"url": "nope", "secret": "x", "events": []})),
+    )
+    .await;
+    c.call(
+        Method::GET,
+        "/api/v1/webhooks",
+        "/api/v1/webhooks",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    let hook_id = hook["id"].as_str().unwrap().to_owned();
+    let (s, _) = c
+        .call(
+            Method::DELETE,
+            "/api/v1/webhooks/{id}",
+            &format!("/api/v1/webhooks/{hook_id}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    c.call(
+        Method::DELETE,
+        "/api/v1/webhooks/{id}",
+        &format!("/api/v1/webhooks/{hook_id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
     let (_, order) = c
         .call(
             Method::POST,

@@ -49,6 +49,7 @@ struct State {
     /// Health rows by status, maintained on every write.
     health_counts: FleetRollup,
     diagnostics: BTreeMap<DiagnosticId, (DiagnosticRequest, Option<DiagnosticOutcome>)>,
+    webhooks: BTreeMap<brokkr_core::ids::WebhookId, brokkr_core::events::Webhook>,
 }
 
 impl MemoryStore {
@@ -614,6 +615,27 @@ impl DiagnosticStore for MemoryStore {
             counts.add(request.status_at(now));
         }
         Ok(counts)
+    }
+}
+
+#[async_trait]
+impl brokkr_core::store::WebhookStore for MemoryStore {
+    async fn insert_webhook(&self, webhook: &brokkr_core::events::Webhook) -> Result<()> {
+        let mut state = self.write();
+        if state.webhooks.contains_key(&webhook.id) {
+            return Err(Error::Conflict(format!("webhook {} exists", webhook.id)));
+        }
+        state.webhooks.insert(webhook.id, webhook.clone());
+        Ok(())
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<brokkr_core::events::Webhook>> {
+        // Ids are time-ordered: oldest first.
+        Ok(self.read().webhooks.values().cloned().collect())
+    }
+
+    async fn delete_webhook(&self, id: brokkr_core::ids::WebhookId) -> Result<bool> {
+        Ok(self.write().webhooks.remove(&id).is_some())
     }
 }
 

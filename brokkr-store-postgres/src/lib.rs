@@ -24,6 +24,7 @@ mod health;
 mod rows;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod webhooks;
 mod work_orders;
 
 use std::time::Duration;

@@ -749,6 +749,31 @@ pub async fn diagnostics_expire_and_are_cleaned_up_once(store: Arc<dyn Store>) {
     );
 }
 
+pub async fn webhooks_are_stored_listed_and_deleted(store: Arc<dyn Store>) {
+    let new = |url: &str| crate::events::NewWebhook {
+        url: url.to_owned(),
+        secret: "0123456789abcdef-secret".to_owned(),
+        events: vec!["health.failing".to_owned(), "agent.lost".to_owned()],
+    };
+    let first = new("https://a.example/hook").into_webhook(t0());
+    let second = new("https://b.example/hook").into_webhook(t0() + secs(1));
+    store.insert_webhook(&first).await.unwrap();
+    store.insert_webhook(&second).await.unwrap();
+    assert!(matches!(
+        store.insert_webhook(&first).await,
+        Err(Error::Conflict(_))
+    ));
+    let listed = store.list_webhooks().await.unwrap();
+    assert_eq!(listed, [first.clone(), second.clone()]);
+    assert_eq!(
+        listed[0].secret, "0123456789abcdef-secret",
+        "kept for signing"
+    );
+    assert!(store.delete_webhook(first.id).await.unwrap());
+    assert!(!store.delete_webhook(first.id).await.unwrap());
+    assert_eq!(store.list_webhooks().await.unwrap(), [second]);
+}
+
 /// 50 claimers through two handles of one store race for 100 requests: every request is
 /// claimed exactly once.
 pub async fn concurrent_claims_have_one_winner(first: Arc<dyn Store>, second: Arc<dyn Store>) {
@@ -859,6 +884,7 @@ macro_rules! store_conformance_tests {
             contract!(diagnostics_are_claimed_once_and_answered_once);
             contract!(diagnostics_expire_and_are_cleaned_up_once);
             contract!(fleet_rollup_counts_staleness_and_capacity);
+            contract!(webhooks_are_stored_listed_and_deleted);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_claims_have_one_winner() {

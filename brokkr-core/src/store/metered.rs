@@ -12,11 +12,12 @@ use chrono::{DateTime, Utc};
 use super::{
     AgentLiveness, AgentStore, CatalogStore, DeliveryStore, DiagnosticCounts, DiagnosticStore,
     FleetRollup, FleetStore, HealthStore, HeartbeatRecord, Page, PageRequest, PakHash,
-    ResultOutcome, Store, UpsertOutcome, WorkOrderStore,
+    ResultOutcome, Store, UpsertOutcome, WebhookStore, WorkOrderStore,
 };
 use crate::Result;
 use crate::diagnostics::{ClaimOutcome, DiagnosticRequest};
-use crate::ids::{AgentId, DeploymentObjectId, DiagnosticId, StackId, WorkOrderId};
+use crate::events::Webhook;
+use crate::ids::{AgentId, DeploymentObjectId, DiagnosticId, StackId, WebhookId, WorkOrderId};
 use crate::model::{
     Agent, Delivery, DeploymentObject, DeploymentStatusEvent, DiagnosticOutcome, HealthRecord,
     Stack, Target, WorkOrder,
@@ -360,5 +361,23 @@ impl<S: Store + ?Sized> FleetStore for MeteredStore<S> {
 
     async fn ping(&self) -> Result<()> {
         self.timed("ping", self.inner.ping()).await
+    }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> WebhookStore for MeteredStore<S> {
+    async fn insert_webhook(&self, webhook: &Webhook) -> Result<()> {
+        self.timed("insert_webhook", self.inner.insert_webhook(webhook))
+            .await
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
+        self.timed("list_webhooks", self.inner.list_webhooks())
+            .await
+    }
+
+    async fn delete_webhook(&self, id: WebhookId) -> Result<bool> {
+        self.timed("delete_webhook", self.inner.delete_webhook(id))
+            .await
     }
 }

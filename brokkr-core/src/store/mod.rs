@@ -246,6 +246,19 @@ impl UpsertOutcome {
     }
 }
 
+/// Webhook subscriptions.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Stores a subscription.
+    async fn insert_webhook(&self, webhook: &crate::events::Webhook) -> Result<()>;
+
+    /// Every subscription, oldest first, secrets included (for signing).
+    async fn list_webhooks(&self) -> Result<Vec<crate::events::Webhook>>;
+
+    /// Removes a subscription; `false` when there was none.
+    async fn delete_webhook(&self, id: crate::ids::WebhookId) -> Result<bool>;
+}
+
 /// The latest health verdict per agent × deployment object.
 #[async_trait]
 pub trait HealthStore: Send + Sync {
@@ -429,7 +442,8 @@ pub trait FleetStore: Send + Sync {
 
 /// Everything the broker persists.
 pub trait Store:
-    AgentStore
+    WebhookStore
+    + AgentStore
     + CatalogStore
     + DeliveryStore
     + WorkOrderStore
@@ -442,7 +456,8 @@ pub trait Store:
 }
 
 impl<T> Store for T where
-    T: AgentStore
+    T: WebhookStore
+        + AgentStore
         + CatalogStore
         + DeliveryStore
         + WorkOrderStore

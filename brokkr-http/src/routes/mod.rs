@@ -8,3 +8,4 @@ pub(crate) mod events;
 pub(crate) mod observe;
 pub(crate) mod probes;
 pub(crate) mod reads;
+pub(crate) mod webhooks;

@@ -1,0 +1,78 @@
+//! Webhook subscriptions (admin): register, list, remove.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use brokkr_core::events::{NewWebhook, Webhook};
+use brokkr_core::ids::WebhookId;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::extract::{ApiJson, ApiPath, Caller};
+use crate::problem::{ApiError, ErrorResponses};
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks",
+    tag = "events",
+    request_body(content = NewWebhook, content_type = "application/json"),
+    responses(
+        (status = 201, description = "registered (the secret is not shown again)", body = Webhook),
+        ErrorResponses,
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiJson(new): ApiJson<NewWebhook>,
+) -> Result<(StatusCode, Json<Webhook>), ApiError> {
+    let webhook = state.broker.register_webhook(&who, new).await?;
+    Ok((StatusCode::CREATED, Json(webhook)))
+}
+
+/// `GET /webhooks` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhooksBody {
+    /// Subscriptions, oldest first, without secrets.
+    pub webhooks: Vec<Webhook>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks",
+    tag = "events",
+    responses(
+        (status = 200, description = "every subscription (secrets never shown)", body = WebhooksBody),
+        ErrorResponses,
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Json<WebhooksBody>, ApiError> {
+    Ok(Json(WebhooksBody {
+        webhooks: state.broker.webhooks(&who).await?,
+    }))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhooks/{id}",
+    tag = "events",
+    params(("id" = Uuid, Path, description = "webhook id")),
+    responses(
+        (status = 204, description = "removed"),
+        ErrorResponses,
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiPath(id): ApiPath<WebhookId>,
+) -> Result<StatusCode, ApiError> {
+    state.broker.delete_webhook(&who, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
