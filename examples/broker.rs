@@ -142,12 +142,7 @@ async fn run() -> Result<(), Failure> {
         BrokerConfig::default(),
     )?;
     spawn_staleness_watch(broker.clone(), Duration::from_secs(15));
-    spawn_webhook_dispatcher(
-        broker.clone(),
-        &telemetry.events,
-        Some(telemetry.metrics.clone()),
-        WebhookConfig::default(),
-    );
+    spawn_webhook_dispatcher(broker.clone(), &telemetry, WebhookConfig::default());
     spawn_cleanup(
         broker.clone(),
         Duration::from_mins(15),
@@ -163,8 +158,12 @@ async fn run() -> Result<(), Failure> {
     );
     serve(
         listener,
-        router_with(broker, &HttpConfig::default(), telemetry),
-        shutdown_signal(),
+        router_with(broker, &HttpConfig::default(), telemetry.clone()),
+        async move {
+            shutdown_signal().await;
+            // Open event streams end now, or they would hold up the shutdown.
+            telemetry.events.close();
+        },
     )
     .await?;
     println!("brokkr broker stopped");

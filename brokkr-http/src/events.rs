@@ -35,6 +35,9 @@ pub struct Subscription {
     pub gap: bool,
     /// Everything published from now on.
     pub live: broadcast::Receiver<Numbered>,
+    /// Live events up to this sequence number were already in the ring when
+    /// subscribing (delivered through `backlog`, or older than what was asked for).
+    pub after: u64,
 }
 
 struct Ring {
@@ -44,9 +47,13 @@ struct Ring {
 
 /// The bounded ring of recent events plus a broadcast channel for live subscribers.
 pub struct EventHub {
+    /// Random per process: event ids are `<instance>-<sequence>`, so an id from another
+    /// replica or from before a restart is recognised as foreign.
+    instance: String,
     capacity: usize,
     ring: Mutex<Ring>,
     live: broadcast::Sender<Numbered>,
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for EventHub {
@@ -62,7 +69,11 @@ impl EventHub {
     pub fn new(capacity: usize) -> Arc<Self> {
         let capacity = capacity.max(1);
         let (live, _) = broadcast::channel(capacity);
+        // Unique across processes is what matters, not secrecy.
+        let instance = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
         Arc::new(Self {
+            instance,
+            closed: tokio::sync::watch::Sender::new(false),
             capacity,
             ring: Mutex::new(Ring {
                 next: 1,
@@ -76,32 +87,61 @@ impl EventHub {
         self.ring.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Subscribes after event `last_seen` (`None`: only new events).
-    pub fn subscribe(&self, last_seen: Option<u64>) -> Subscription {
+    /// The id of event `sequence` as subscribers see it: `<instance>-<sequence>`.
+    pub fn event_id(&self, sequence: u64) -> String {
+        format!("{}-{sequence}", self.instance)
+    }
+
+    /// Subscribes after the event whose id is `last_seen` (`None`: only new events).
+    /// An id this hub did not hand out (another replica's, or from before a restart)
+    /// gets the whole ring and a gap.
+    pub fn subscribe(&self, last_seen: Option<&str>) -> Subscription {
         // Under the ring lock, so nothing is published between the backlog and the
         // live feed.
         let ring = self.ring();
         let live = self.live.subscribe();
-        let Some(last) = last_seen else {
+        let after = ring.next - 1;
+        let Some(last_seen) = last_seen else {
             return Subscription {
                 backlog: Vec::new(),
                 gap: false,
                 live,
+                after,
             };
         };
+        let ours = last_seen
+            .rsplit_once('-')
+            .filter(|(instance, _)| *instance == self.instance)
+            .and_then(|(_, n)| n.parse::<u64>().ok())
+            .filter(|n| *n < ring.next);
         let oldest = ring.events.front().map_or(ring.next, |e| e.id);
-        // An id this hub never handed out comes from before a restart: everything in
-        // the ring is new to that subscriber, and some events are lost.
-        let foreign = last >= ring.next;
+        let (from, gap) = match ours {
+            Some(last) => (last, last + 1 < oldest),
+            None => (0, true),
+        };
         Subscription {
             backlog: ring
                 .events
                 .iter()
-                .filter(|e| foreign || e.id > last)
+                .filter(|e| e.id > from)
                 .cloned()
                 .collect(),
-            gap: foreign || last + 1 < oldest,
+            gap,
             live,
+            after,
+        }
+    }
+
+    /// Ends every event stream (on shutdown: open streams would hold it up).
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Resolves once [`Self::close`] was called.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut closed = self.closed.subscribe();
+        async move {
+            let _ = closed.wait_for(|c| *c).await;
         }
     }
 
@@ -209,23 +249,37 @@ mod tests {
             hub.publish(event(n));
         }
         assert_eq!(hub.last_id(), 5);
-        let s = hub.subscribe(Some(3));
-        assert_eq!(s.backlog.iter().map(|e| e.id).collect::<Vec<_>>(), [4, 5]);
+        let ids = |s: &Subscription| s.backlog.iter().map(|e| e.id).collect::<Vec<_>>();
+        let s = hub.subscribe(Some(&hub.event_id(3)));
+        assert_eq!(ids(&s), [4, 5]);
         assert!(!s.gap);
-        let s = hub.subscribe(Some(1));
-        assert_eq!(
-            s.backlog.iter().map(|e| e.id).collect::<Vec<_>>(),
-            [3, 4, 5]
-        );
+        assert_eq!(s.after, 5);
+        let s = hub.subscribe(Some(&hub.event_id(1)));
+        assert_eq!(ids(&s), [3, 4, 5]);
         assert!(s.gap, "event 2 fell out of the ring");
-        let s = hub.subscribe(Some(5));
+        let s = hub.subscribe(Some(&hub.event_id(5)));
         assert!(s.backlog.is_empty() && !s.gap);
         let s = hub.subscribe(None);
         assert!(s.backlog.is_empty() && !s.gap);
-        // An id from before a restart: the whole ring, and a gap.
-        let s = hub.subscribe(Some(42));
-        assert_eq!(s.backlog.len(), 3);
+        // Another replica's id, one from before a restart, or garbage: the whole ring
+        // and a gap.
+        for foreign in ["0badcafe-3", &hub.event_id(42), "3", "nonsense"] {
+            let s = hub.subscribe(Some(foreign));
+            assert_eq!(ids(&s), [3, 4, 5], "{foreign}");
+            assert!(s.gap, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn after_a_restart_an_old_id_still_gets_every_new_event() {
+        // A fresh process: empty ring, and the client remembers an id of the old one.
+        let hub = EventHub::new(8);
+        let s = hub.subscribe(Some("deadbeef-42"));
         assert!(s.gap);
+        assert_eq!(s.after, 0, "live events from 1 on are delivered");
+        hub.publish(event(1));
+        let mut live = s.live;
+        assert_eq!(live.try_recv().unwrap().id, 1);
     }
 
     #[tokio::test]

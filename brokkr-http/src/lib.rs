@@ -200,10 +200,7 @@ pub fn router_with(
             telemetry: telemetry.clone(),
             metrics_json: config.metrics_json,
         })
-        .layer(axum::middleware::from_fn_with_state(
-            telemetry.metrics,
-            count_request,
-        ))
+        .layer(axum::middleware::from_fn(note_route))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -223,6 +220,30 @@ pub fn router_with(
                 .layer(ConcurrencyLimitLayer::new(config.concurrency_limit))
                 .layer(DefaultBodyLimit::max(config.body_limit)),
         )
+        // Outermost: sees what the client sees, panics (500) and timeouts included.
+        .layer(axum::middleware::from_fn_with_state(
+            telemetry.metrics,
+            count_request,
+        ))
+}
+
+/// Where the route template of a request ends up: routing happens inside the layers,
+/// the counting outside them.
+#[derive(Clone, Default)]
+struct RouteSlot(std::sync::Arc<std::sync::OnceLock<String>>);
+
+/// Notes the matched route template in the request's [`RouteSlot`].
+async fn note_route(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let (Some(slot), Some(route)) = (
+        request.extensions().get::<RouteSlot>(),
+        request.extensions().get::<axum::extract::MatchedPath>(),
+    ) {
+        let _ = slot.0.set(route.as_str().to_owned());
+    }
+    next.run(request).await
 }
 
 /// One span per request: method, route template, request id, and the caller's kind
@@ -250,19 +271,17 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 /// label set unbounded) and times it.
 async fn count_request(
     axum::extract::State(metrics): axum::extract::State<std::sync::Arc<metrics::Metrics>>,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or(metrics::UNMATCHED, axum::extract::MatchedPath::as_str)
-        .to_owned();
+    let slot = RouteSlot::default();
+    request.extensions_mut().insert(slot.clone());
     let method = request.method().as_str().to_owned();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
+    let route = slot.0.get().map_or(metrics::UNMATCHED, String::as_str);
     metrics.observe_request(
-        &route,
+        route,
         &method,
         response.status().as_u16(),
         started.elapsed(),

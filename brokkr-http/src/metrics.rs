@@ -404,6 +404,9 @@ pub struct Telemetry {
     pub metrics: Arc<Metrics>,
     /// Live fleet events (`GET /api/v1/events`), the last 1024 kept for resuming.
     pub events: Arc<crate::events::EventHub>,
+    /// Bumped whenever this process changes a webhook subscription, so the dispatcher
+    /// re-reads them at once.
+    pub webhooks_changed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -426,6 +429,7 @@ impl Telemetry {
             registry: Arc::new(registry),
             metrics,
             events: crate::events::EventHub::new(1024),
+            webhooks_changed: Arc::default(),
         }
     }
 

@@ -5,8 +5,8 @@
 //!
 //! Each delivery carries:
 //! * `X-Brokkr-Event`: the type, e.g. `health.failing`;
-//! * `X-Brokkr-Delivery`: the event's sequence number (retries repeat it; receivers
-//!   deduplicate on it);
+//! * `X-Brokkr-Delivery`: the event's id, `<process instance>-<sequence>` (retries
+//!   repeat it; receivers deduplicate on it);
 //! * `X-Brokkr-Timestamp`: Unix seconds when signed;
 //! * `X-Brokkr-Signature`: `sha256=` and the hex HMAC-SHA256, keyed with the
 //!   subscription's secret, of `<timestamp>.<body>` (the timestamp inside the MAC lets
@@ -25,8 +25,8 @@ use sha2::Sha256;
 use tokio::sync::Semaphore;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::events::{EventHub, Numbered};
-use crate::metrics::Metrics;
+use crate::events::Numbered;
+use crate::metrics::{Metrics, Telemetry};
 
 /// How deliveries behave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,17 +88,26 @@ fn jittered(base: Duration, max: Duration, retry: u32) -> Duration {
     full.mul_f64(0.5 + 0.5 * jitter)
 }
 
-/// Starts delivering the hub's events to the broker's webhook subscriptions.
+/// Starts delivering the events of `telemetry`'s hub to the broker's webhook
+/// subscriptions, counting outcomes in its metrics.
 pub fn spawn_webhook_dispatcher(
     broker: Broker<dyn Store>,
-    hub: &EventHub,
-    metrics: Option<Arc<Metrics>>,
+    telemetry: &Telemetry,
     config: WebhookConfig,
 ) -> tokio::task::JoinHandle<()> {
     // Subscribed before returning: no event published after this call is missed.
-    let mut live = hub.subscribe(None).live;
+    let mut live = telemetry.events.subscribe(None).live;
+    let hub = telemetry.events.clone();
+    let generation = telemetry.webhooks_changed.clone();
+    let metrics = Some(telemetry.metrics.clone());
     tokio::spawn(async move {
-        let http = match reqwest::Client::builder().timeout(config.timeout).build() {
+        // No redirects: a 301/302 would turn the POST into a body-less GET that could
+        // count as delivered.
+        let http = match reqwest::Client::builder()
+            .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+        {
             Ok(http) => http,
             Err(error) => {
                 tracing::error!(%error, "webhooks disabled: no HTTP client");
@@ -106,7 +115,7 @@ pub fn spawn_webhook_dispatcher(
             }
         };
         let slots = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
-        let mut cached: Option<(tokio::time::Instant, Arc<Vec<Webhook>>)> = None;
+        let mut cached: Option<(tokio::time::Instant, u64, Arc<Vec<Webhook>>)> = None;
         loop {
             let event = match live.recv().await {
                 Ok(event) => event,
@@ -119,16 +128,20 @@ pub fn spawn_webhook_dispatcher(
                 }
                 Err(RecvError::Closed) => return,
             };
+            // Re-read when this process changed a subscription, and every `refresh`
+            // for changes made through other replicas.
+            let seen_generation = generation.load(std::sync::atomic::Ordering::Acquire);
             let fresh = cached
                 .as_ref()
-                .filter(|(at, _)| at.elapsed() < config.refresh)
-                .map(|(_, hooks)| hooks.clone());
+                .filter(|(at, g, _)| *g == seen_generation && at.elapsed() < config.refresh)
+                .map(|(_, _, hooks)| hooks.clone());
             let hooks = match fresh {
                 Some(hooks) => hooks,
                 None => match broker.webhooks(&Principal::Admin).await {
                     Ok(list) => {
                         let hooks = Arc::new(list);
-                        cached = Some((tokio::time::Instant::now(), hooks.clone()));
+                        cached =
+                            Some((tokio::time::Instant::now(), seen_generation, hooks.clone()));
                         hooks
                     }
                     Err(error) => {
@@ -143,13 +156,14 @@ pub fn spawn_webhook_dispatcher(
             let name = event.event.name();
             for hook in hooks.iter().filter(|h| h.events.iter().any(|e| e == name)) {
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(url = %hook.url, "too many webhook deliveries in flight; dropped");
+                    tracing::warn!(webhook = %hook.id, "too many webhook deliveries in flight; dropped");
                     if let Some(m) = &metrics {
                         m.webhook_dropped(1);
                     }
                     continue;
                 };
                 let job = Delivery {
+                    id: hub.event_id(event.id),
                     http: http.clone(),
                     hook: hook.clone(),
                     event: event.clone(),
@@ -167,6 +181,8 @@ pub fn spawn_webhook_dispatcher(
 }
 
 struct Delivery {
+    /// `<hub instance>-<sequence>`: unique across restarts and replicas.
+    id: String,
     http: reqwest::Client,
     hook: Webhook,
     event: Numbered,
@@ -195,7 +211,7 @@ impl Delivery {
                 .post(&self.hook.url)
                 .header("content-type", "application/json")
                 .header("x-brokkr-event", self.event.event.name())
-                .header("x-brokkr-delivery", self.event.id.to_string())
+                .header("x-brokkr-delivery", &self.id)
                 .header("x-brokkr-timestamp", timestamp.to_string())
                 .header(
                     "x-brokkr-signature",
@@ -214,18 +230,24 @@ impl Delivery {
                 }
                 // The receiver refuses this delivery for good: retrying cannot help.
                 Ok(s) if s.is_client_error() && s.as_u16() != 408 && s.as_u16() != 429 => {
-                    tracing::warn!(url = %self.hook.url, status = %s, "webhook refused");
+                    tracing::warn!(webhook = %self.hook.id, status = %s, "webhook refused");
                     break;
                 }
                 Ok(s) => {
-                    tracing::debug!(url = %self.hook.url, status = %s, attempt, "webhook retry");
+                    tracing::debug!(webhook = %self.hook.id, status = %s, attempt, "webhook retry");
                 }
                 Err(error) => {
-                    tracing::debug!(url = %self.hook.url, %error, attempt, "webhook retry");
+                    tracing::debug!(
+                        webhook = %self.hook.id,
+                        timeout = error.is_timeout(),
+                        connect = error.is_connect(),
+                        attempt,
+                        "webhook retry"
+                    );
                 }
             }
         }
-        tracing::warn!(url = %self.hook.url, event = self.event.id, "webhook delivery failed");
+        tracing::warn!(webhook = %self.hook.id, delivery = %self.id, "webhook delivery failed");
         if let Some(m) = &self.metrics {
             m.webhook_delivered(false);
         }

@@ -114,6 +114,10 @@ impl World {
     }
 
     /// Opens the stream and reads until `wanted` events arrived (or 5 s passed).
+    fn id(&self, sequence: u64) -> String {
+        self.telemetry.events.event_id(sequence)
+    }
+
     async fn read_events(&self, last_event_id: Option<&str>, wanted: usize) -> String {
         let mut request = Request::builder()
             .uri("/api/v1/events")
@@ -168,19 +172,20 @@ async fn health_transitions_stream_and_unchanged_reports_stay_quiet() {
     assert_eq!(w.report("healthy").await, StatusCode::OK); // no transition
     w.clock.advance(chrono::Duration::seconds(60));
     assert_eq!(w.report("failing").await, StatusCode::OK);
-    let text = w.read_events(Some("0"), 2).await;
-    assert!(text.contains("id: 1\nevent: health.reported\n"), "{text}");
-    assert!(text.contains("id: 2\nevent: health.failing\n"), "{text}");
+    let text = w.read_events(Some(&w.id(0)), 2).await;
+    let has = |id: u64, event: &str| text.contains(&format!("id: {}\nevent: {event}\n", w.id(id)));
+    assert!(has(1, "health.reported"), "{text}");
+    assert!(has(2, "health.failing"), "{text}");
     assert!(text.contains(&w.object));
     assert!(
         text.contains("\"top_finding\":\"CrashLoopBackOff\""),
         "{text}"
     );
-    assert!(
-        !text.contains("id: 3"),
-        "the unchanged report made no event: {text}"
+    assert_eq!(
+        w.telemetry.events.last_id(),
+        2,
+        "the unchanged report made no event"
     );
-    assert_eq!(w.telemetry.events.last_id(), 2);
 }
 
 #[tokio::test]
@@ -191,15 +196,16 @@ async fn a_subscriber_resumes_after_its_last_event_and_hears_new_ones_live() {
     w.report("degraded").await;
     let reader = {
         let w = w.clone();
-        tokio::spawn(async move { w.read_events(Some("1"), 2).await })
+        tokio::spawn(async move { w.read_events(Some(&w.id(1)), 2).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     w.clock.advance(chrono::Duration::seconds(60));
     w.report("healthy").await;
     let text = reader.await.unwrap();
-    assert!(!text.contains("id: 1\n"), "{text}");
-    assert!(text.contains("id: 2\nevent: health.degraded\n"), "{text}");
-    assert!(text.contains("id: 3\nevent: health.recovered\n"), "{text}");
+    let has = |id: u64, event: &str| text.contains(&format!("id: {}\nevent: {event}\n", w.id(id)));
+    assert!(!text.contains(&format!("id: {}\n", w.id(1))), "{text}");
+    assert!(has(2, "health.degraded"), "{text}");
+    assert!(has(3, "health.recovered"), "{text}");
 }
 
 #[tokio::test]
@@ -237,7 +243,7 @@ async fn staleness_changes_are_published() {
     let changes: Vec<(Staleness, Staleness)> = w
         .telemetry
         .events
-        .subscribe(Some(0))
+        .subscribe(Some(&w.id(0)))
         .backlog
         .into_iter()
         .filter_map(|e| match e.event {
@@ -252,4 +258,30 @@ async fn staleness_changes_are_published() {
             (Staleness::Stale, Staleness::Lost)
         ]
     );
+}
+
+#[tokio::test]
+async fn an_id_from_another_process_gets_a_gap_then_everything() {
+    let w = world().await;
+    w.report("degraded").await;
+    let text = w.read_events(Some("0badcafe-17"), 2).await;
+    assert!(text.contains("event: gap\n"), "{text}");
+    let first = format!("id: {}\nevent: health.degraded\n", w.id(1));
+    assert!(text.contains(&first), "{text}");
+}
+
+#[tokio::test]
+async fn closing_the_hub_ends_open_streams() {
+    let w = world().await;
+    let request = Request::builder()
+        .uri("/api/v1/events")
+        .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = w.app.clone().oneshot(request).await.unwrap();
+    w.telemetry.events.close();
+    let body = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
+        .await
+        .expect("the stream ends once the hub closes");
+    assert!(body.is_ok());
 }

@@ -117,12 +117,7 @@ async fn world(config: WebhookConfig) -> World {
         .unwrap();
     let telemetry = Telemetry::new_default();
     let app = router_with(broker.clone(), &HttpConfig::default(), telemetry.clone());
-    spawn_webhook_dispatcher(
-        broker,
-        &telemetry.events,
-        Some(telemetry.metrics.clone()),
-        config,
-    );
+    spawn_webhook_dispatcher(broker, &telemetry, config);
     World {
         app,
         agent: agent.agent.id.to_string(),
@@ -254,6 +249,11 @@ async fn deliveries_are_signed_filtered_and_registered_over_the_api() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // Removed means no more deliveries, at once.
+    w.report("healthy").await;
+    w.report("failing").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(got.lock().unwrap().len(), 1, "nothing after the removal");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,7 +277,8 @@ async fn a_failing_receiver_gets_the_delivery_again() {
     w.report("degraded").await;
     let received = wait_for(&got, 1).await;
     assert_eq!(received.len(), 1, "delivered on the third try");
-    assert_eq!(received[0].headers["x-brokkr-delivery"], "1");
+    let delivery = received[0].headers["x-brokkr-delivery"].to_str().unwrap();
+    assert!(delivery.ends_with("-1"), "<process>-<sequence>: {delivery}");
 }
 
 #[tokio::test]

@@ -37,6 +37,31 @@ pub trait StoreObserver: Send + Sync {
     }
 }
 
+/// One store call in flight.
+struct Pending<'a> {
+    observer: &'a dyn StoreObserver,
+    operation: &'static str,
+    started: Instant,
+    done: bool,
+}
+
+impl Pending<'_> {
+    fn finish(&mut self, ok: bool) {
+        self.done = true;
+        self.observer
+            .observe(self.operation, self.started.elapsed(), ok);
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.observer
+                .observe(self.operation, self.started.elapsed(), false);
+        }
+    }
+}
+
 /// A store that reports the duration of every call to an observer.
 pub struct MeteredStore<S: ?Sized> {
     inner: Arc<S>,
@@ -59,13 +84,19 @@ impl<S: ?Sized> MeteredStore<S> {
         operation: &'static str,
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        let started = Instant::now();
+        // Reports from drop as well: a call cut off by a timeout (its future dropped)
+        // counts as a failure with the time it took, instead of vanishing.
+        let mut pending = Pending {
+            observer: &*self.observer,
+            operation,
+            started: Instant::now(),
+            done: false,
+        };
         let result = match self.observer.admit(operation) {
             Ok(()) => call.await,
             Err(refused) => Err(refused),
         };
-        self.observer
-            .observe(operation, started.elapsed(), result.is_ok());
+        pending.finish(result.is_ok());
         result
     }
 }

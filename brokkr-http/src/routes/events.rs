@@ -10,13 +10,13 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
-use crate::events::Numbered;
+use crate::events::{EventHub, Numbered};
 use crate::extract::Caller;
 use crate::problem::{ApiError, ErrorResponses};
 
-fn sse(numbered: &Numbered) -> Event {
+fn sse(hub: &EventHub, numbered: &Numbered) -> Event {
     let event = Event::default()
-        .id(numbered.id.to_string())
+        .id(hub.event_id(numbered.id))
         .event(numbered.event.name());
     event
         .json_data(&numbered.event)
@@ -49,30 +49,37 @@ pub(crate) async fn stream_events(
     let last_seen = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let subscription = state.telemetry.events.subscribe(last_seen);
-    let after = subscription
-        .backlog
-        .last()
-        .map_or(last_seen.unwrap_or(0), |e| e.id);
+        .map(str::trim);
+    let hub = state.telemetry.events.clone();
+    let subscription = hub.subscribe(last_seen);
     let mut head = Vec::new();
     if subscription.gap {
         head.push(Ok(gap("events were missed; reload the current state")));
     }
-    head.extend(subscription.backlog.iter().map(|e| Ok(sse(e))));
-    let live = stream::unfold((subscription.live, after), |(mut live, after)| async move {
-        loop {
-            match live.recv().await {
-                // Already sent from the backlog.
-                Ok(e) if e.id <= after => {}
-                Ok(e) => return Some((Ok(sse(&e)), (live, e.id))),
-                Err(RecvError::Lagged(missed)) => {
-                    let detail = format!("{missed} events were missed by a slow reader");
-                    return Some((Ok(gap(&detail)), (live, after)));
+    head.extend(subscription.backlog.iter().map(|e| Ok(sse(&hub, e))));
+    let closed = hub.closed();
+    let live = stream::unfold(
+        (subscription.live, subscription.after, hub),
+        |(mut live, after, hub)| async move {
+            loop {
+                match live.recv().await {
+                    // Already in the ring when subscribing: sent from the backlog, or
+                    // older than what the subscriber asked for.
+                    Ok(e) if e.id <= after => {}
+                    Ok(e) => {
+                        let event = sse(&hub, &e);
+                        return Some((Ok(event), (live, e.id, hub)));
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        let detail = format!("{missed} events were missed by a slow reader");
+                        return Some((Ok(gap(&detail)), (live, after, hub)));
+                    }
+                    Err(RecvError::Closed) => return None,
                 }
-                Err(RecvError::Closed) => return None,
             }
-        }
-    });
-    Ok(Sse::new(stream::iter(head).chain(live)).keep_alive(KeepAlive::default()))
+        },
+    );
+    // Ends when the hub closes, so open streams never hold up a shutdown.
+    let events = stream::iter(head).chain(live).take_until(closed);
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

@@ -1,5 +1,7 @@
 //! Webhook subscriptions (admin): register, list, remove.
 
+use std::sync::atomic::Ordering;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -28,6 +30,10 @@ pub(crate) async fn register(
     ApiJson(new): ApiJson<NewWebhook>,
 ) -> Result<(StatusCode, Json<Webhook>), ApiError> {
     let webhook = state.broker.register_webhook(&who, new).await?;
+    state
+        .telemetry
+        .webhooks_changed
+        .fetch_add(1, Ordering::AcqRel);
     Ok((StatusCode::CREATED, Json(webhook)))
 }
 
@@ -74,5 +80,9 @@ pub(crate) async fn remove(
     ApiPath(id): ApiPath<WebhookId>,
 ) -> Result<StatusCode, ApiError> {
     state.broker.delete_webhook(&who, id).await?;
+    state
+        .telemetry
+        .webhooks_changed
+        .fetch_add(1, Ordering::AcqRel);
     Ok(StatusCode::NO_CONTENT)
 }
