@@ -48,6 +48,10 @@ struct Args {
     /// Log format: `text` (default) or `json` (one object per line, for log shippers).
     #[arg(long, env = "BROKKR_LOG_FORMAT")]
     log_format: Option<LogFormat>,
+    /// OTLP/HTTP collector to export request spans to, e.g. `http://collector:4318`
+    /// (needs `--features otel`).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -94,16 +98,13 @@ async fn run() -> Result<(), Failure> {
         .log
         .or(file.log)
         .unwrap_or_else(|| "info,tower_http=warn,sqlx=warn".to_owned());
-    let logs =
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_new(filter)?);
-    match args
-        .log_format
-        .or(file.log_format)
-        .unwrap_or(LogFormat::Text)
-    {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
-    }
+    let _otel = init_logs(
+        &filter,
+        args.log_format
+            .or(file.log_format)
+            .unwrap_or(LogFormat::Text),
+        args.otlp_endpoint.as_deref(),
+    )?;
 
     let listen = args
         .listen
@@ -168,6 +169,49 @@ async fn run() -> Result<(), Failure> {
     .await?;
     println!("brokkr broker stopped");
     Ok(())
+}
+
+/// Text or JSON logs, and spans to an OTLP collector when asked (the returned guard
+/// flushes them when dropped at exit).
+fn init_logs(
+    filter: &str,
+    format: LogFormat,
+    otlp_endpoint: Option<&str>,
+) -> Result<Guard, Failure> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (otel, guard) = otel_layer(otlp_endpoint)?;
+    let registry = tracing_subscriber::registry()
+        .with(otel)
+        .with(tracing_subscriber::EnvFilter::try_new(filter)?);
+    match format {
+        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).init(),
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json())
+            .init(),
+    }
+    Ok(guard)
+}
+
+type OtelLayer =
+    Option<Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>>;
+type Guard = Option<Box<dyn std::any::Any>>;
+
+#[cfg(feature = "otel")]
+fn otel_layer(endpoint: Option<&str>) -> Result<(OtelLayer, Guard), Failure> {
+    let Some(endpoint) = endpoint else {
+        return Ok((None, None));
+    };
+    let (layer, guard) = brokkr::http::otel::otlp_layer(endpoint, "brokkr-broker")?;
+    Ok((Some(Box::new(layer)), Some(Box::new(guard))))
+}
+
+#[cfg(not(feature = "otel"))]
+fn otel_layer(endpoint: Option<&str>) -> Result<(OtelLayer, Guard), Failure> {
+    match endpoint {
+        Some(_) => Err("--otlp-endpoint needs a build with --features otel".into()),
+        None => Ok((None, None)),
+    }
 }
 
 #[cfg(feature = "postgres")]

@@ -12,6 +12,8 @@
 //! | `http` (default) | `http` | broker HTTP API |
 //! | `agent` (default) | `core::agent` | agent runtime, simulated cluster |
 //! | `client` (default) | `http::client` | the agent's HTTP client |
+//! | `webhooks` (default) | `http::webhooks` | signed webhook deliveries of fleet events |
+//! | `otel` | `http::otel` | OpenTelemetry (OTLP/HTTP) export of request spans |
 #![forbid(unsafe_code)]
 
 pub use brokkr_core as core;

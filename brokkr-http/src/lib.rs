@@ -19,6 +19,8 @@ pub mod events;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod problem;
 pub mod ratelimit;
 mod routes;
