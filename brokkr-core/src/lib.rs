@@ -31,6 +31,7 @@ pub mod ids;
 pub mod model;
 pub mod probe;
 pub mod redact;
+pub mod retry;
 pub mod staleness;
 pub mod store;
 

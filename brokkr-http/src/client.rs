@@ -20,6 +20,7 @@ use brokkr_core::ids::{AgentId, DiagnosticId, WorkOrderId};
 use brokkr_core::model::{
     DeploymentObject, DeploymentStatusEvent, DiagnosticOutcome, HealthReport, Heartbeat, WorkOrder,
 };
+use brokkr_core::retry;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -175,7 +176,12 @@ impl Client {
                 Ok(answer) => return Ok(answer),
                 Err(failure) => failure,
             };
-            let delay = backoff(self.config.backoff, self.config.max_backoff, attempt);
+            let delay = retry::exponential(
+                self.config.backoff,
+                self.config.max_backoff,
+                attempt - 1,
+                retry::jitter(),
+            );
             let wait = failure.retry_after.map_or(delay, |after| after.max(delay));
             let give_up = !failure.retry
                 || (!idempotent && failure.reached)
@@ -234,20 +240,6 @@ impl Client {
             reached: true,
         })
     }
-}
-
-/// Delay before try `attempt + 1`: `base × 2^(attempt-1)` capped at `max`, scaled by a
-/// random factor in `[0.5, 1]`.
-fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
-    let full = base
-        .checked_mul(2_u32.saturating_pow(attempt.saturating_sub(1).min(16)))
-        .map_or(max, |d| d.min(max));
-    let mut bytes = [0u8; 4];
-    let jitter = match getrandom::fill(&mut bytes) {
-        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
-        Err(_) => 0.5,
-    };
-    full.mul_f64(0.5 + 0.5 * jitter)
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -454,17 +446,6 @@ impl BrokerApi for Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_is_capped_and_jittered_within_half_to_full() {
-        let base = Duration::from_millis(100);
-        let max = Duration::from_secs(1);
-        for attempt in 1..10 {
-            let full = (base * 2_u32.pow(attempt - 1)).min(max);
-            let d = backoff(base, max, attempt);
-            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
-        }
-    }
 
     #[test]
     fn problems_map_to_core_errors() {

@@ -19,6 +19,7 @@ use std::time::Duration;
 use brokkr_core::auth::Principal;
 use brokkr_core::broker::Broker;
 use brokkr_core::events::Webhook;
+use brokkr_core::retry;
 use brokkr_core::store::Store;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -74,18 +75,6 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
         let _ = write!(hex, "{byte:02x}");
     }
     hex
-}
-
-fn jittered(base: Duration, max: Duration, retry: u32) -> Duration {
-    let full = base
-        .checked_mul(2_u32.saturating_pow(retry.min(16)))
-        .map_or(max, |d| d.min(max));
-    let mut bytes = [0u8; 4];
-    let jitter = match getrandom::fill(&mut bytes) {
-        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
-        Err(_) => 0.5,
-    };
-    full.mul_f64(0.5 + 0.5 * jitter)
 }
 
 /// Starts delivering the events of `telemetry`'s hub to the broker's webhook
@@ -198,10 +187,11 @@ impl Delivery {
         };
         for attempt in 0..self.config.attempts.max(1) {
             if attempt > 0 {
-                tokio::time::sleep(jittered(
+                tokio::time::sleep(retry::exponential(
                     self.config.backoff,
                     self.config.max_backoff,
                     attempt - 1,
+                    retry::jitter(),
                 ))
                 .await;
             }

@@ -36,14 +36,11 @@ pub struct Backoff {
 impl Backoff {
     /// The delay after `failures` consecutive failures, with `jitter` in `[0, 1]`.
     pub fn delay(&self, failures: u32, jitter: f64) -> Duration {
-        let factor = 2_i32.saturating_pow(failures.saturating_sub(1).min(20));
-        let full = self
-            .base
-            .checked_mul(factor)
-            .map_or(self.max, |d| d.min(self.max));
-        let scale = 0.5 + 0.5 * jitter.clamp(0.0, 1.0);
-        let millis = (full.num_milliseconds() as f64 * scale).round() as i64;
-        Duration::milliseconds(millis.max(1))
+        let (Ok(base), Ok(max)) = (self.base.to_std(), self.max.to_std()) else {
+            return self.max;
+        };
+        let delay = crate::retry::exponential(base, max, failures.saturating_sub(1), jitter);
+        Duration::from_std(delay).map_or(self.max, |d| d.max(Duration::milliseconds(1)))
     }
 }
 

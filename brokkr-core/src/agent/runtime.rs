@@ -148,14 +148,6 @@ fn retryable(error: &Error) -> bool {
     matches!(error, Error::Unavailable(_) | Error::Unauthorized)
 }
 
-fn jitter() -> f64 {
-    let mut bytes = [0u8; 4];
-    match getrandom::fill(&mut bytes) {
-        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
-        Err(_) => 0.5,
-    }
-}
-
 impl<P, B, C> Agent<P, B, C>
 where
     P: ClusterProbe + 'static,
@@ -400,9 +392,13 @@ where
                             tracing::warn!(object = %object.id, %error, "apply failed");
                         }
                     }
-                    self.state()
-                        .reconciler
-                        .record(object.id, result, started, took, jitter());
+                    self.state().reconciler.record(
+                        object.id,
+                        result,
+                        started,
+                        took,
+                        crate::retry::jitter(),
+                    );
                 }
             }
         }
