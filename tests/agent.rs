@@ -2,7 +2,7 @@
 //! clock: what an operator would see on the broker while the agent works.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+use brokkr::core::testing::{Seeded, one_agent_one_object};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -20,7 +20,7 @@ use brokkr::core::health::Health;
 use brokkr::core::ids::{AgentId, DeploymentObjectId, DiagnosticId, WorkOrderId};
 use brokkr::core::model::{
     DeliveryState, DeploymentObject, DeploymentStatusEvent, DiagnosticOutcome, FailureReason,
-    HealthReport, Heartbeat, NewAgent, NewDeploymentObject, NewStack, NewTarget, WorkOrder,
+    HealthReport, Heartbeat, WorkOrder,
 };
 use brokkr::store_memory::MemoryStore;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -151,47 +151,16 @@ async fn world() -> World {
     )
     .unwrap();
     let admin = broker.authenticate(ADMIN_KEY).await.unwrap();
-    let registered = broker
-        .register_agent(
-            &admin,
-            NewAgent {
-                name: "edge-1".into(),
-                cluster_name: "eu-west".into(),
-                labels: BTreeMap::default(),
-            },
-        )
-        .await
-        .unwrap();
-    let stack = broker
-        .create_stack(
-            &admin,
-            NewStack {
-                name: "shop".into(),
-                labels: BTreeMap::default(),
-            },
-        )
-        .await
-        .unwrap();
-    broker
-        .target(
-            &admin,
-            registered.agent.id,
-            NewTarget { stack_id: stack.id },
-        )
-        .await
-        .unwrap();
-    let object = broker
-        .add_deployment_object(
-            &admin,
-            stack.id,
-            NewDeploymentObject {
-                yaml_content: "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n"
-                    .into(),
-                is_deletion: false,
-            },
-        )
-        .await
-        .unwrap();
+    let Seeded {
+        agent: registered,
+        stack: _,
+        object,
+    } = one_agent_one_object(
+        &broker,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n",
+    )
+    .await
+    .unwrap();
     let agent_key = registered.pak.expose().to_owned();
     let api = Arc::new(Flaky::new(
         LocalBroker::connect(broker.clone(), &agent_key)

@@ -34,5 +34,7 @@ pub mod redact;
 pub mod retry;
 pub mod staleness;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{Error, Result};

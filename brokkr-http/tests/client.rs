@@ -2,7 +2,7 @@
 //! retry rules against a server that misbehaves on purpose.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+use brokkr_core::testing::{Seeded, one_agent_one_object};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,9 +20,7 @@ use brokkr_core::clock::SystemClock;
 use brokkr_core::diagnostics::DiagnosticStatus;
 use brokkr_core::health::Health;
 use brokkr_core::ids::AgentId;
-use brokkr_core::model::{
-    DeliveryState, Heartbeat, NewAgent, NewDeploymentObject, NewStack, NewTarget,
-};
+use brokkr_core::model::{DeliveryState, Heartbeat};
 use brokkr_core::store::Store;
 use brokkr_http::client::{Client, ClientConfig};
 use brokkr_http::{HttpConfig, router, serve};
@@ -57,44 +55,11 @@ async fn an_agent_over_http_applies_reports_and_answers_diagnostics() {
     )
     .unwrap();
     let admin = broker.authenticate(ADMIN).await.unwrap();
-    let registered = broker
-        .register_agent(
-            &admin,
-            NewAgent {
-                name: "edge".into(),
-                cluster_name: "c1".into(),
-                labels: BTreeMap::default(),
-            },
-        )
-        .await
-        .unwrap();
-    let stack = broker
-        .create_stack(
-            &admin,
-            NewStack {
-                name: "shop".into(),
-                labels: BTreeMap::default(),
-            },
-        )
-        .await
-        .unwrap();
-    broker
-        .target(
-            &admin,
-            registered.agent.id,
-            NewTarget { stack_id: stack.id },
-        )
-        .await
-        .unwrap();
-    let object = broker
-        .add_deployment_object(
-            &admin,
-            stack.id,
-            NewDeploymentObject {
-                yaml_content: "kind: ConfigMap\n".into(),
-                is_deletion: false,
-            },
-        )
+    let Seeded {
+        agent: registered,
+        stack: _,
+        object,
+    } = one_agent_one_object(&broker, "kind: ConfigMap\n")
         .await
         .unwrap();
     let addr = listen(router(broker.clone(), &HttpConfig::default())).await;

@@ -2,18 +2,17 @@
 //! resumable with `Last-Event-ID`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+use brokkr_core::testing::{Seeded, one_agent_one_object};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use brokkr_core::auth::{Principal, hash_pak};
+use brokkr_core::auth::hash_pak;
 use brokkr_core::broker::{Broker, BrokerConfig};
 use brokkr_core::clock::ManualClock;
 use brokkr_core::events::FleetEvent;
-use brokkr_core::model::{NewAgent, NewDeploymentObject, NewStack, NewTarget};
 use brokkr_core::staleness::Staleness;
 use brokkr_core::store::Store;
 use brokkr_http::events::spawn_staleness_watch;
@@ -46,41 +45,11 @@ async fn world() -> World {
         BrokerConfig::default(),
     )
     .unwrap();
-    let admin = Principal::Admin;
-    let agent = broker
-        .register_agent(
-            &admin,
-            NewAgent {
-                name: "edge".into(),
-                cluster_name: "c".into(),
-                labels: BTreeMap::default(),
-            },
-        )
-        .await
-        .unwrap();
-    let stack = broker
-        .create_stack(
-            &admin,
-            NewStack {
-                name: "shop".into(),
-                labels: BTreeMap::default(),
-            },
-        )
-        .await
-        .unwrap();
-    broker
-        .target(&admin, agent.agent.id, NewTarget { stack_id: stack.id })
-        .await
-        .unwrap();
-    let object = broker
-        .add_deployment_object(
-            &admin,
-            stack.id,
-            NewDeploymentObject {
-                yaml_content: "kind: ConfigMap\n".into(),
-                is_deletion: false,
-            },
-        )
+    let Seeded {
+        agent,
+        stack: _,
+        object,
+    } = one_agent_one_object(&broker, "kind: ConfigMap\n")
         .await
         .unwrap();
     let telemetry = Telemetry::new_default();

@@ -2,7 +2,7 @@
 //! type, retried when the receiver fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+use brokkr_core::testing::{Seeded, one_agent_one_object};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,10 +10,9 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::routing::post;
-use brokkr_core::auth::{Principal, hash_pak};
+use brokkr_core::auth::hash_pak;
 use brokkr_core::broker::{Broker, BrokerConfig};
 use brokkr_core::clock::SystemClock;
-use brokkr_core::model::{NewAgent, NewDeploymentObject, NewStack, NewTarget};
 use brokkr_core::store::Store;
 use brokkr_http::metrics::Telemetry;
 use brokkr_http::webhooks::{WebhookConfig, signature, spawn_webhook_dispatcher};
@@ -78,41 +77,11 @@ async fn world(config: WebhookConfig) -> World {
         BrokerConfig::default(),
     )
     .unwrap();
-    let admin = Principal::Admin;
-    let agent = broker
-        .register_agent(
-            &admin,
-            NewAgent {
-                name: "edge".into(),
-                cluster_name: "c".into(),
-                labels: BTreeMap::default(),
-            },
-        )
-        .await
-        .unwrap();
-    let stack = broker
-        .create_stack(
-            &admin,
-            NewStack {
-                name: "shop".into(),
-                labels: BTreeMap::default(),
-            },
-        )
-        .await
-        .unwrap();
-    broker
-        .target(&admin, agent.agent.id, NewTarget { stack_id: stack.id })
-        .await
-        .unwrap();
-    let object = broker
-        .add_deployment_object(
-            &admin,
-            stack.id,
-            NewDeploymentObject {
-                yaml_content: "kind: ConfigMap\n".into(),
-                is_deletion: false,
-            },
-        )
+    let Seeded {
+        agent,
+        stack: _,
+        object,
+    } = one_agent_one_object(&broker, "kind: ConfigMap\n")
         .await
         .unwrap();
     let telemetry = Telemetry::new_default();
