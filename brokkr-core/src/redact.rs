@@ -52,6 +52,8 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             r"\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*",
             "[REDACTED]",
         ),
+        // Brokkr's own keys (`brokkr_<role>_<random>`), wherever a workload prints them.
+        rule(r"\bbrokkr_[a-z]+_[A-Za-z0-9]{16,}", "[REDACTED]"),
         // AWS access key ids.
         rule(
             r"\b(AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b",
@@ -158,6 +160,10 @@ mod tests {
                 "eyJzdWIiOiIxMjMifQ",
             ),
             ("api_key: live_4f5e", "live_4f5e"),
+            (
+                "agent started with brokkr_agent_Xy12Xy12Xy12Xy12Xy12Xy12 ok",
+                "Xy12Xy12Xy12Xy12Xy12Xy12",
+            ),
         ];
         for (line, secret) in cases {
             let out = redact(line, LINE_CAP);

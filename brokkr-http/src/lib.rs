@@ -28,7 +28,6 @@ mod routes;
 pub mod webhooks;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -205,6 +204,7 @@ pub fn router_with(
         .layer(axum::middleware::from_fn(note_route))
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(close_after_unread_body))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
@@ -291,6 +291,70 @@ async fn count_request(
     response
 }
 
+/// An answer may come before the request's body was read (a 413, a 401 checked first, a
+/// route that takes no body); the rest of that body is still on the wire, so the
+/// connection cannot carry another request. Saying `Connection: close` then lets the
+/// client open a new connection instead of failing its next request on this one.
+async fn close_after_unread_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let headers = request.headers();
+    let has_body = headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v != "0");
+    if !has_body {
+        return next.run(request).await;
+    }
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let request = request.map(|body| {
+        axum::body::Body::new(ReadToEnd {
+            inner: body,
+            read: read.clone(),
+        })
+    });
+    let mut response = next.run(request).await;
+    if !read.load(std::sync::atomic::Ordering::Acquire) {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
+/// A request body that notes when it has been read to its end.
+struct ReadToEnd {
+    inner: axum::body::Body,
+    read: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl http_body::Body for ReadToEnd {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) {
+            self.read.store(true, std::sync::atomic::Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Errors produced by layers (a timeout's 408, a limit's rejection) carry no body; give
 /// every error response the problem+json shape clients rely on.
 async fn problem_for_bare_errors<B>(response: axum::http::Response<B>) -> axum::response::Response
@@ -321,19 +385,89 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// Connection-level limits of [`serve_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// Longest a client may take to send a request's headers (10 s); then the connection
+    /// is closed. Without it, a client that sends one byte a minute holds a connection
+    /// and a task forever. Slow bodies are bounded by `HttpConfig::request_timeout`.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes the requests in
-/// flight.
+/// flight; [`ServeOptions::default`] limits.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, router, &ServeOptions::default(), shutdown).await
+}
+
+/// [`serve`] with explicit connection limits. Each request carries the peer's address
+/// as `ConnectInfo<SocketAddr>` (failed-authentication limits are per address).
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    options: &ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait instead of spinning; the
+                    // listener itself stays usable.
+                    tracing::warn!(error = %err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request.map(axum::body::Body::new)
+            },
+        );
+        let connection = builder
+            .serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(service),
+            )
+            .into_owned();
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -51,7 +51,7 @@ impl Default for PgStoreOptions {
     fn default() -> Self {
         Self {
             max_connections: 16,
-            acquire_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(2),
             statement_timeout: Duration::from_secs(15),
             migrate: true,
         }

@@ -12,8 +12,22 @@ pub(crate) async fn livez() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The store is reachable and migrated; 503 otherwise.
+/// How long readiness waits for the store. A store that is down often does not refuse
+/// at once (a pool retries connecting until its acquire timeout), and a probe that hangs
+/// that long keeps a dead replica in the load balancer.
+const READY_BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The store is reachable and migrated; 503 otherwise, within [`READY_BUDGET`].
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state.broker.store().ping().await?;
+    match tokio::time::timeout(READY_BUDGET, state.broker.store().ping()).await {
+        Ok(answer) => answer?,
+        Err(_) => {
+            return Err(brokkr_core::Error::Unavailable(format!(
+                "the store did not answer within {} ms",
+                READY_BUDGET.as_millis()
+            ))
+            .into());
+        }
+    }
     Ok(Json(json!({"status": "ready"})))
 }

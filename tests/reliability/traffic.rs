@@ -1,0 +1,225 @@
+//! Steady traffic of agents and an admin, and a ledger of what the broker acknowledged,
+//! to check afterwards that all of it is stored.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::{ADMIN, Answer, Caller, Registered, health_report};
+
+/// What the broker answered during the run.
+#[derive(Default)]
+pub struct Ledger {
+    /// Per agent: the send time of its latest acknowledged heartbeat, and how many.
+    pub heartbeats: BTreeMap<String, (DateTime<Utc>, u64)>,
+    /// Per agent: `checked_at` of its latest acknowledged health report, and how many.
+    pub reports: BTreeMap<String, (DateTime<Utc>, u64)>,
+    /// Stacks the broker said it created.
+    pub stacks: Vec<uuid::Uuid>,
+    /// Diagnostic requests whose result the broker accepted.
+    pub results: Vec<String>,
+    /// Answers by status code.
+    pub statuses: BTreeMap<u16, u64>,
+    /// 503s without `Retry-After` or problem+json, and any other unexpected answer.
+    pub violations: Vec<String>,
+    /// The slowest answer.
+    pub slowest: Duration,
+}
+
+impl Ledger {
+    pub fn note(&mut self, what: &str, answer: &Answer, took: Duration) {
+        *self.statuses.entry(answer.status.as_u16()).or_default() += 1;
+        self.slowest = self.slowest.max(took);
+        let unavailable = answer.status == StatusCode::SERVICE_UNAVAILABLE;
+        if !(answer.status.is_success() || unavailable) {
+            self.violations
+                .push(format!("{what}: {} {}", answer.status, answer.body));
+        }
+        if unavailable
+            && (answer.retry_after.is_none() || answer.content_type != "application/problem+json")
+        {
+            self.violations.push(format!(
+                "{what}: 503 without Retry-After or problem+json: {answer:?}"
+            ));
+        }
+    }
+}
+
+pub async fn agent_traffic(
+    caller: Caller,
+    agent: Registered,
+    objects: Vec<String>,
+    ledger: Arc<Mutex<Ledger>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut round = 0_u64;
+    while !stop.load(Ordering::Relaxed) {
+        round += 1;
+        let sent = Utc::now();
+        let started = Instant::now();
+        let beat = caller
+            .try_send(
+                Method::POST,
+                &format!("/api/v1/agents/{}/heartbeat", agent.id),
+                &agent.key,
+                Some(json!({"node_count": 3})),
+            )
+            .await;
+        if let Some(answer) = beat {
+            let mut ledger = ledger.lock().unwrap();
+            ledger.note("heartbeat", &answer, started.elapsed());
+            if answer.status == StatusCode::NO_CONTENT {
+                let entry = ledger.heartbeats.entry(agent.id.clone()).or_default();
+                *entry = (sent, entry.1 + 1);
+            }
+        }
+        let checked_at = Utc::now();
+        let status = if round.is_multiple_of(2) {
+            "healthy"
+        } else {
+            "degraded"
+        };
+        let started = Instant::now();
+        let report = caller
+            .try_send(
+                Method::PATCH,
+                &format!("/api/v1/agents/{}/health-status", agent.id),
+                &agent.key,
+                Some(health_report(&objects, status, &checked_at.to_rfc3339())),
+            )
+            .await;
+        if let Some(answer) = report {
+            let mut ledger = ledger.lock().unwrap();
+            ledger.note("health report", &answer, started.elapsed());
+            if answer.status == StatusCode::OK {
+                let entry = ledger.reports.entry(agent.id.clone()).or_default();
+                *entry = (checked_at, entry.1 + 1);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn admin_traffic(caller: Caller, ledger: Arc<Mutex<Ledger>>, stop: Arc<AtomicBool>) {
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let started = Instant::now();
+        let answer = caller
+            .try_send(
+                Method::POST,
+                "/api/v1/stacks",
+                ADMIN,
+                Some(json!({"name": format!("stack-{n}")})),
+            )
+            .await;
+        if let Some(answer) = answer {
+            let mut ledger = ledger.lock().unwrap();
+            ledger.note("create stack", &answer, started.elapsed());
+            if answer.status == StatusCode::CREATED {
+                let id = answer.body["id"].as_str().unwrap().parse().unwrap();
+                ledger.stacks.push(id);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An admin asks for diagnostics of `object` on `agent`, which claims the request and
+/// posts a (small) bundle; again and again.
+pub async fn diagnostics_traffic(
+    caller: Caller,
+    agent: Registered,
+    object: String,
+    ledger: Arc<Mutex<Ledger>>,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let started = Instant::now();
+        let Some(requested) = caller
+            .try_send(
+                Method::POST,
+                &format!("/api/v1/deployment-objects/{object}/diagnostics"),
+                ADMIN,
+                Some(json!({"agent_id": agent.id})),
+            )
+            .await
+        else {
+            continue;
+        };
+        ledger
+            .lock()
+            .unwrap()
+            .note("request diagnostics", &requested, started.elapsed());
+        if requested.status != StatusCode::ACCEPTED {
+            continue;
+        }
+        let id = requested.body["request_id"].as_str().unwrap().to_owned();
+        let started = Instant::now();
+        let Some(claimed) = caller
+            .try_send(
+                Method::POST,
+                &format!("/api/v1/diagnostics/{id}/claim"),
+                &agent.key,
+                Some(json!({"claim_token": uuid::Uuid::new_v4()})),
+            )
+            .await
+        else {
+            continue;
+        };
+        ledger
+            .lock()
+            .unwrap()
+            .note("claim", &claimed, started.elapsed());
+        if claimed.status != StatusCode::OK {
+            continue;
+        }
+        let started = Instant::now();
+        let bundle = json!({"collected_at": Utc::now().to_rfc3339(), "pod_statuses": [],
+                            "events": [], "log_tails": {"web-1/app": ["started"]}});
+        if let Some(posted) = caller
+            .try_send(
+                Method::POST,
+                &format!("/api/v1/diagnostics/{id}/result"),
+                &agent.key,
+                Some(bundle),
+            )
+            .await
+        {
+            let mut ledger = ledger.lock().unwrap();
+            ledger.note("result", &posted, started.elapsed());
+            if posted.status == StatusCode::CREATED {
+                ledger.results.push(id);
+            }
+        }
+    }
+}
+
+/// Polls `path` until it answers `want`; how long that took.
+pub async fn until(
+    caller: &Caller,
+    path: &str,
+    key: &str,
+    want: StatusCode,
+    limit: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        if let Some(answer) = caller.try_send(Method::GET, path, key, None).await
+            && answer.status == want
+        {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{path} did not answer {want} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
