@@ -80,7 +80,7 @@ pub const MAX_PAGE: usize = 500;
     get,
     path = "/api/v1/agents",
     tag = "catalog",
-    params(("limit" = Option<usize>, Query, description = "page size, 1..=500 (default 100)"), ("cursor" = Option<Uuid>, Query, description = "next_cursor of the previous page"), ("staleness" = Option<Staleness>, Query, description = "only agents in this state")),
+    params(("limit" = Option<usize>, Query, minimum = 1, maximum = 500, description = "page size, 1..=500 (default 100)"), ("cursor" = Option<Uuid>, Query, description = "next_cursor of the previous page"), ("staleness" = Option<Staleness>, Query, description = "only agents in this state")),
     responses(
         (status = 200, description = "a page of agents", body = AgentPage),
         ErrorResponses,
