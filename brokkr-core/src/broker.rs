@@ -15,7 +15,7 @@ use crate::auth::{Pak, Principal, Role, constant_time_eq, hash_pak, looks_like};
 use crate::backlog::{BacklogPolicy, QueueStatus};
 use crate::clock::Clock;
 use crate::diagnostics::{DiagnosticPolicy, DiagnosticRequest};
-use crate::events::{EventSink, FleetEvent, NewWebhook, Webhook};
+use crate::events::{NewWebhook, StoredEvent, Webhook};
 use crate::health::Health;
 use crate::ids::{AgentId, DeploymentObjectId, DiagnosticId, StackId, WebhookId, WorkOrderId};
 use crate::model::{
@@ -29,6 +29,10 @@ use crate::store::{
     Store, UpsertOutcome,
 };
 use crate::{Error, Result};
+
+/// How long fleet events stay in the outbox: a subscriber away longer than this gets a
+/// gap notice instead of what it missed.
+pub const EVENT_RETENTION: chrono::Duration = chrono::Duration::hours(24);
 
 /// Policies of a broker. Defaults follow the design.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +96,6 @@ struct Inner<S: ?Sized> {
     clock: Arc<dyn Clock>,
     admin: PakHash,
     store: Arc<S>,
-    events: std::sync::OnceLock<Arc<dyn EventSink>>,
 }
 
 impl<S: ?Sized> Clone for Broker<S> {
@@ -381,25 +384,8 @@ impl<S: Store + ?Sized> Broker<S> {
                 clock,
                 admin: admin_pak_hash,
                 store,
-                events: std::sync::OnceLock::new(),
             }),
         })
-    }
-
-    /// Publishes fleet events to `sink` from now on; `Err` with the sink back when one
-    /// is set already (there is one per broker, shared by its clones).
-    pub fn set_event_sink(
-        &self,
-        sink: Arc<dyn EventSink>,
-    ) -> std::result::Result<(), Arc<dyn EventSink>> {
-        self.inner.events.set(sink)
-    }
-
-    /// Publishes an event, if anyone listens.
-    pub fn publish(&self, event: FleetEvent) {
-        if let Some(sink) = self.inner.events.get() {
-            sink.publish(event);
-        }
     }
 
     /// The store (for hosts that need direct access, and for readiness checks).
@@ -778,20 +764,7 @@ impl<S: Store + ?Sized> Broker<S> {
             rejected,
             ..HealthReportResult::default()
         };
-        for (outcome, record) in outcomes.iter().zip(&records) {
-            if let UpsertOutcome::Accepted { previous } = *outcome
-                && previous != Some(record.status)
-            {
-                self.publish(FleetEvent::HealthChanged {
-                    deployment_object_id: record.deployment_object_id,
-                    agent_id: agent,
-                    from: previous,
-                    to: record.status,
-                    top_finding: record.summary.conditions.first().cloned(),
-                    at: now,
-                });
-            }
-        }
+        // Status changes reached the events outbox in the same write.
         for outcome in outcomes {
             match outcome {
                 UpsertOutcome::Accepted { .. } => result.accepted += 1,
@@ -1274,6 +1247,62 @@ impl<S: Store + ?Sized> Broker<S> {
         } else {
             Err(Error::not_found("webhook", id))
         }
+    }
+
+    /// Deletes fleet events older than [`EVENT_RETENTION`] (safe on every replica); how
+    /// many.
+    pub async fn cleanup_events(&self) -> Result<u64> {
+        self.store_ref()
+            .delete_events_before(self.now() - EVENT_RETENTION)
+            .await
+    }
+
+    // ------------------------------------------------------------ events
+
+    /// Fleet events after `after`, oldest first, at most `limit` (admin: they name
+    /// every agent and object).
+    pub async fn events_after(
+        &self,
+        who: &Principal,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        who.require_admin()?;
+        self.store_ref().events_after(after, limit).await
+    }
+
+    /// The newest event's sequence number (admin).
+    pub async fn last_event_seq(&self, who: &Principal) -> Result<u64> {
+        who.require_admin()?;
+        self.store_ref().last_event_seq().await
+    }
+
+    /// Tells the store what staleness `agent` is in now (the staleness watcher, on any
+    /// replica); the event when this announcement changed it.
+    pub async fn announce_staleness(
+        &self,
+        who: &Principal,
+        agent: AgentId,
+        state: Staleness,
+    ) -> Result<Option<StoredEvent>> {
+        who.require_admin()?;
+        self.store_ref()
+            .announce_staleness(agent, state, self.now())
+            .await
+    }
+
+    /// Claims the delivery of event `seq` to `webhook` for this replica: `true` for
+    /// exactly one replica.
+    pub async fn claim_event_delivery(
+        &self,
+        who: &Principal,
+        webhook: crate::ids::WebhookId,
+        seq: u64,
+    ) -> Result<bool> {
+        who.require_admin()?;
+        self.store_ref()
+            .claim_event_delivery(webhook, seq, self.now())
+            .await
     }
 
     /// Deletes diagnostics past retention; idempotent, safe on every replica.

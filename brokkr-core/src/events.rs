@@ -1,9 +1,12 @@
 //! Fleet events: what changed, for live feeds (server-sent events) and notifications.
 //!
-//! The broker publishes a [`FleetEvent`] to its [`EventSink`] when a stored verdict
-//! changes status (detected in the write: the store reports the status it replaced)
-//! and when an agent's staleness changes (detected by a watcher that compares
-//! staleness over time).
+//! Events live in the store's outbox ([`EventStore`](crate::store::EventStore)), so every
+//! broker replica sees the same events in the same order, numbered by the store:
+//! - a stored verdict that changes status is written to the outbox by the same
+//!   transaction that writes the verdict ([`FleetEvent::health_transition`]);
+//! - an agent's staleness change is announced by whichever replica's watcher notices it
+//!   first: the store records the announced state per agent and writes the event only
+//!   when the state it is told differs from the one it holds.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -67,10 +70,32 @@ impl FleetEvent {
     }
 }
 
-/// Where the broker publishes events. Must not block: implementations queue or drop.
-pub trait EventSink: Send + Sync {
-    /// One event.
-    fn publish(&self, event: FleetEvent);
+impl FleetEvent {
+    /// The event a health write produces: `Some` when `record` is written over a verdict
+    /// of another status (`previous`), or is the first verdict (`previous` is `None`).
+    pub fn health_transition(
+        previous: Option<crate::health::Health>,
+        record: &crate::model::HealthRecord,
+    ) -> Option<Self> {
+        (previous != Some(record.status)).then(|| Self::HealthChanged {
+            deployment_object_id: record.deployment_object_id,
+            agent_id: record.agent_id,
+            from: previous,
+            to: record.status,
+            top_finding: record.summary.conditions.first().cloned(),
+            at: record.reported_at,
+        })
+    }
+}
+
+/// An event as the outbox holds it: its sequence number (the SSE `id`, increasing in
+/// commit order, the same on every replica) and the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Position in the outbox, from 1.
+    pub seq: u64,
+    /// The event.
+    pub event: FleetEvent,
 }
 
 /// Event types a webhook may subscribe to.
@@ -134,11 +159,24 @@ impl NewWebhook {
             "events",
             "must name at least one event type",
         );
-        for (i, event) in self.events.iter().enumerate() {
+        // A type named twice is a client bug (and a 10,000-entry list of one type would
+        // otherwise be stored); the first few problems are enough to report.
+        let mut seen = std::collections::HashSet::new();
+        for (i, event) in self
+            .events
+            .iter()
+            .enumerate()
+            .take(WEBHOOK_EVENTS.len() + 1)
+        {
             v.check(
                 !WEBHOOK_EVENTS.contains(&event.as_str()),
                 format!("events[{i}]"),
                 format!("unknown event type; one of {}", WEBHOOK_EVENTS.join(", ")),
+            );
+            v.check(
+                !seen.insert(event.as_str()),
+                format!("events[{i}]"),
+                "named twice",
             );
         }
         v.finish()
@@ -193,6 +231,18 @@ mod tests {
         let json = serde_json::to_value(&agent).unwrap();
         assert_eq!(json["kind"], "agent_staleness_changed");
         assert_eq!(json["to"], "lost");
+    }
+
+    #[test]
+    fn webhook_event_types_are_named_once() {
+        let hook = NewWebhook {
+            url: "https://hooks.example/x".to_owned(),
+            secret: "0123456789abcdef".to_owned(),
+            events: vec!["agent.lost".to_owned(); 10_000],
+        };
+        let err = hook.validate().unwrap_err().to_string();
+        assert!(err.contains("named twice"), "{err}");
+        assert!(err.len() < 2_000, "a long list gives a short answer: {err}");
     }
 
     #[test]

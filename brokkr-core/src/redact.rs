@@ -4,7 +4,8 @@
 //! Log lines are redacted one by one (with state for PEM blocks that span lines) and cut
 //! to a byte cap; redaction never makes a line longer than the cap. What is removed:
 //! bearer tokens, passwords in URLs, `password=` / `secret=` / `token=`-style pairs,
-//! AWS access key ids, JWTs, and PEM private key blocks.
+//! AWS access key ids, JWTs, Brokkr keys (`brokkr_<role>_...`), and PEM private key
+//! blocks.
 
 use std::sync::LazyLock;
 
@@ -53,7 +54,8 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "[REDACTED]",
         ),
         // Brokkr's own keys (`brokkr_<role>_<random>`), wherever a workload prints them.
-        rule(r"\bbrokkr_[a-z]+_[A-Za-z0-9]{16,}", "[REDACTED]"),
+        // No word boundary in front: `PAK_brokkr_agent_...` must not slip through.
+        rule(r"brokkr_[a-z]+_[A-Za-z0-9]{16,}", "[REDACTED]"),
         // AWS access key ids.
         rule(
             r"\b(AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b",
@@ -163,6 +165,10 @@ mod tests {
             (
                 "agent started with brokkr_agent_Xy12Xy12Xy12Xy12Xy12Xy12 ok",
                 "Xy12Xy12Xy12Xy12Xy12Xy12",
+            ),
+            (
+                "export PAK_brokkr_admin_Zz98Zz98Zz98Zz98Zz98Zz98",
+                "Zz98Zz98Zz98Zz98Zz98Zz98",
             ),
         ];
         for (line, secret) in cases {

@@ -127,6 +127,9 @@ impl Client {
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
+            // The broker closes connections idle for its header read timeout (10 s);
+            // dropping them sooner here keeps a request from racing that close.
+            .pool_idle_timeout(std::time::Duration::from_secs(5))
             .user_agent(concat!("brokkr-agent/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Setup(e.to_string()))?;

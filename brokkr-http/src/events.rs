@@ -1,59 +1,78 @@
-//! Live fleet events: an [`EventHub`] the broker publishes to, served as server-sent
-//! events at `GET /api/v1/events` (admin), resumable with `Last-Event-ID` from a
-//! bounded in-memory ring.
+//! Live fleet events, served as server-sent events at `GET /api/v1/events` (admin) and
+//! fed to webhook deliveries.
 //!
-//! The hub is per broker process: with several replicas, a subscriber sees the health
-//! changes written through its replica, and every replica's staleness watcher reports
-//! staleness changes. A store-backed outbox shared by replicas is future work.
+//! Events live in the store's outbox ([`EventStore`](brokkr_core::store::EventStore)),
+//! numbered by the store in commit order, so every replica serves the same events under
+//! the same ids. Each process runs one relay that polls the outbox and fans new events
+//! out to its subscribers through an [`EventHub`]; the hub keeps the most recent ones in
+//! a ring so a client reconnecting after a blip is served without a store read. A
+//! `Last-Event-ID` older than the ring is resumed from the outbox itself (up to
+//! [`RESUME_LIMIT`] events; a gap notice beyond that or past retention).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use brokkr_core::auth::Principal;
 use brokkr_core::broker::Broker;
-use brokkr_core::events::{EventSink, FleetEvent};
+use brokkr_core::events::{FleetEvent, StoredEvent};
 use brokkr_core::ids::AgentId;
 use brokkr_core::staleness::Staleness;
 use brokkr_core::store::{PageRequest, Store};
 use tokio::sync::broadcast;
 
-/// One published event and its sequence number (the SSE `id`).
+/// One event and its sequence number (the SSE `id`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Numbered {
-    /// Sequence number, from 1, increasing.
+    /// Sequence number in the outbox, increasing.
     pub id: u64,
     /// The event.
     pub event: FleetEvent,
 }
 
+impl From<StoredEvent> for Numbered {
+    fn from(stored: StoredEvent) -> Self {
+        Self {
+            id: stored.seq,
+            event: stored.event,
+        }
+    }
+}
+
+/// Most events a resuming subscriber is sent from the outbox; beyond, a gap notice.
+pub const RESUME_LIMIT: usize = 10_000;
+
+/// How often the relay asks the outbox for new events when there were none.
+pub const RELAY_POLL: Duration = Duration::from_millis(200);
+
 /// What a new subscriber gets: the events it missed, and the live feed after them.
 pub struct Subscription {
     /// Events after the one the subscriber last saw, oldest first.
     pub backlog: Vec<Numbered>,
-    /// Events missed beyond the ring (the subscriber should reload its view).
+    /// Events were missed that can no longer be sent (the subscriber should reload).
     pub gap: bool,
-    /// Everything published from now on.
+    /// Everything relayed from now on.
     pub live: broadcast::Receiver<Numbered>,
-    /// Live events up to this sequence number were already in the ring when
-    /// subscribing (delivered through `backlog`, or older than what was asked for).
+    /// Live events up to this id are skipped: already in `backlog`, or older than what
+    /// the subscriber asked for.
     pub after: u64,
 }
 
 struct Ring {
-    next: u64,
+    /// The newest id relayed (0 before the first).
+    last: u64,
     events: VecDeque<Numbered>,
 }
 
-/// The bounded ring of recent events plus a broadcast channel for live subscribers.
+/// The recent events ring plus a broadcast channel for live subscribers, fed by the
+/// relay ([`EventHub::ensure_relay`]).
 pub struct EventHub {
-    /// Random per process: event ids are `<instance>-<sequence>`, so an id from another
-    /// replica or from before a restart is recognised as foreign.
-    instance: String,
     capacity: usize,
     ring: Mutex<Ring>,
     live: broadcast::Sender<Numbered>,
     closed: tokio::sync::watch::Sender<bool>,
+    relay_started: AtomicBool,
 }
 
 impl std::fmt::Debug for EventHub {
@@ -69,17 +88,15 @@ impl EventHub {
     pub fn new(capacity: usize) -> Arc<Self> {
         let capacity = capacity.max(1);
         let (live, _) = broadcast::channel(capacity);
-        // Unique across processes is what matters, not secrecy.
-        let instance = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
         Arc::new(Self {
-            instance,
             closed: tokio::sync::watch::Sender::new(false),
             capacity,
             ring: Mutex::new(Ring {
-                next: 1,
+                last: 0,
                 events: VecDeque::with_capacity(capacity),
             }),
             live,
+            relay_started: AtomicBool::new(false),
         })
     }
 
@@ -87,52 +104,108 @@ impl EventHub {
         self.ring.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The id of event `sequence` as subscribers see it: `<instance>-<sequence>`.
-    pub fn event_id(&self, sequence: u64) -> String {
-        format!("{}-{sequence}", self.instance)
+    /// Hands an event from the outbox to the ring and the live subscribers (the relay's
+    /// job; ids must increase).
+    pub fn relay(&self, event: Numbered) {
+        let mut ring = self.ring();
+        if event.id <= ring.last {
+            return;
+        }
+        ring.last = event.id;
+        if ring.events.len() == self.capacity {
+            ring.events.pop_front();
+        }
+        ring.events.push_back(event.clone());
+        // No subscriber is fine; a slow one lags and is told so.
+        let _ = self.live.send(event);
+    }
+
+    /// Only what is relayed from now on.
+    pub fn subscribe_live(&self) -> broadcast::Receiver<Numbered> {
+        self.live.subscribe()
     }
 
     /// Subscribes after the event whose id is `last_seen` (`None`: only new events).
-    /// An id this hub did not hand out (another replica's, or from before a restart)
-    /// gets the whole ring and a gap.
-    pub fn subscribe(&self, last_seen: Option<&str>) -> Subscription {
-        // Under the ring lock, so nothing is published between the backlog and the
-        // live feed.
-        let ring = self.ring();
+    /// What the ring no longer holds is read from the outbox; an id that is not a
+    /// number gets the ring and a gap.
+    pub async fn subscribe(
+        &self,
+        last_seen: Option<&str>,
+        broker: &Broker<dyn Store>,
+    ) -> brokkr_core::Result<Subscription> {
+        // Subscribed before anything is read: whatever is relayed from here on comes
+        // through `live`, everything before is in the ring or the outbox.
         let live = self.live.subscribe();
-        let after = ring.next - 1;
+        let (ring_last, oldest, ring_events) = {
+            let ring = self.ring();
+            let oldest = ring.events.front().map(|e| e.id);
+            (ring.last, oldest, ring.events.clone())
+        };
         let Some(last_seen) = last_seen else {
-            return Subscription {
+            return Ok(Subscription {
                 backlog: Vec::new(),
                 gap: false,
                 live,
-                after,
-            };
+                after: ring_last,
+            });
         };
-        let ours = last_seen
-            .rsplit_once('-')
-            .filter(|(instance, _)| *instance == self.instance)
-            .and_then(|(_, n)| n.parse::<u64>().ok())
-            .filter(|n| *n < ring.next);
-        let oldest = ring.events.front().map_or(ring.next, |e| e.id);
-        let (from, gap) = match ours {
-            Some(last) => (last, last + 1 < oldest),
-            None => (0, true),
+        let Ok(last) = last_seen.parse::<u64>() else {
+            return Ok(Subscription {
+                backlog: ring_events.into_iter().collect(),
+                gap: true,
+                live,
+                after: ring_last,
+            });
         };
-        Subscription {
-            backlog: ring
-                .events
-                .iter()
-                .filter(|e| e.id > from)
-                .cloned()
-                .collect(),
+        if oldest.is_some_and(|oldest| last + 1 >= oldest) {
+            // The ring holds everything after `last`.
+            return Ok(Subscription {
+                backlog: ring_events.into_iter().filter(|e| e.id > last).collect(),
+                gap: false,
+                live,
+                after: ring_last.max(last),
+            });
+        }
+        // Older than the ring (or the ring is still empty after a restart): the outbox.
+        let mut backlog: Vec<Numbered> = Vec::new();
+        let mut cursor = last;
+        let mut gap = false;
+        loop {
+            let page = broker.events_after(&Principal::Admin, cursor, 1000).await?;
+            if cursor == last
+                && let Some(first) = page.first()
+                && first.seq > last + 1
+                && last > 0
+            {
+                // Deleted by retention (or never existed on this database).
+                gap = true;
+            }
+            let full = page.len() == 1000;
+            for event in page {
+                cursor = event.seq;
+                backlog.push(event.into());
+            }
+            if !full {
+                break;
+            }
+            if backlog.len() >= RESUME_LIMIT {
+                // Too far behind to catch up event by event: reload, then follow live.
+                gap = true;
+                backlog.clear();
+                cursor = broker.last_event_seq(&Principal::Admin).await?;
+                break;
+            }
+        }
+        Ok(Subscription {
+            after: cursor.max(ring_last),
+            backlog,
             gap,
             live,
-            after,
-        }
+        })
     }
 
-    /// Ends every event stream (on shutdown: open streams would hold it up).
+    /// Ends every event stream and the relay (on shutdown: open streams would hold it
+    /// up).
     pub fn close(&self) {
         self.closed.send_replace(true);
     }
@@ -145,61 +218,91 @@ impl EventHub {
         }
     }
 
-    /// The newest sequence number handed out (0 before the first event).
+    /// The newest id relayed (0 before the first).
     pub fn last_id(&self) -> u64 {
-        self.ring().next - 1
+        self.ring().last
     }
-}
 
-impl EventSink for EventHub {
-    fn publish(&self, event: FleetEvent) {
-        let mut ring = self.ring();
-        let numbered = Numbered {
-            id: ring.next,
-            event,
-        };
-        ring.next += 1;
-        if ring.events.len() == self.capacity {
-            ring.events.pop_front();
+    /// Starts this process's relay from the broker's outbox unless it runs already
+    /// (needs a Tokio runtime). It starts `capacity` events back, so the ring serves
+    /// resumes right after a restart, and ends when the hub closes.
+    pub fn ensure_relay(self: &Arc<Self>, broker: Broker<dyn Store>) {
+        if self.relay_started.swap(true, Ordering::AcqRel) {
+            return;
         }
-        ring.events.push_back(numbered.clone());
-        // No subscriber is fine; a slow one lags and is told so.
-        let _ = self.live.send(numbered);
+        let hub = self.clone();
+        let closed = self.closed();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = hub.run_relay(broker) => {}
+                () = closed => {}
+            }
+        });
+    }
+
+    async fn run_relay(&self, broker: Broker<dyn Store>) {
+        let mut cursor = loop {
+            match broker.last_event_seq(&Principal::Admin).await {
+                Ok(last) => break last.saturating_sub(self.capacity as u64),
+                Err(error) => {
+                    tracing::warn!(%error, "event relay cannot read the outbox yet");
+                    tokio::time::sleep(RELAY_POLL * 10).await;
+                }
+            }
+        };
+        loop {
+            match broker.events_after(&Principal::Admin, cursor, 500).await {
+                Ok(page) => {
+                    let full = page.len() == 500;
+                    for event in page {
+                        cursor = event.seq;
+                        self.relay(event.into());
+                    }
+                    if !full {
+                        tokio::time::sleep(RELAY_POLL).await;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "event relay cannot read the outbox");
+                    tokio::time::sleep(RELAY_POLL * 10).await;
+                }
+            }
+        }
     }
 }
 
-/// Watches agents' staleness and publishes a change whenever one moves between fresh,
-/// stale and lost. The first pass only learns the current states.
+/// Watches agents' staleness and announces every agent whose state differs from what
+/// this watcher last saw (all of them on the first pass) to the store, which writes an
+/// event only for a real change: several replicas may watch, each change is one event,
+/// and a change that happened while no watcher ran is still reported.
 pub fn spawn_staleness_watch(
     broker: Broker<dyn Store>,
     every: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut known: HashMap<AgentId, Staleness> = HashMap::new();
-        let mut first = true;
         let mut ticker = tokio::time::interval(every);
         loop {
             ticker.tick().await;
             match current_staleness(&broker).await {
                 Ok(now) => {
-                    let at = broker.now();
-                    if !first {
-                        for (agent, state) in &now {
-                            match known.get(agent) {
-                                Some(before) if before != state => {
-                                    broker.publish(FleetEvent::AgentStalenessChanged {
-                                        agent_id: *agent,
-                                        from: *before,
-                                        to: *state,
-                                        at,
-                                    });
-                                }
-                                _ => {}
+                    for (agent, state) in &now {
+                        if known.get(agent) == Some(state) {
+                            continue;
+                        }
+                        match broker
+                            .announce_staleness(&Principal::Admin, *agent, *state)
+                            .await
+                        {
+                            Ok(_) => {
+                                known.insert(*agent, *state);
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "staleness change not recorded; retried next pass");
                             }
                         }
                     }
-                    known = now;
-                    first = false;
+                    known.retain(|agent, _| now.contains_key(agent));
                 }
                 Err(error) => tracing::warn!(%error, "staleness watch could not list agents"),
             }
@@ -231,64 +334,33 @@ async fn current_staleness(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use brokkr_core::ids::AgentId;
 
-    fn event(n: i64) -> FleetEvent {
-        FleetEvent::AgentStalenessChanged {
-            agent_id: AgentId::new(),
-            from: Staleness::Fresh,
-            to: Staleness::Stale,
-            at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH + chrono::Duration::seconds(n),
+    fn event(n: u64) -> Numbered {
+        Numbered {
+            id: n,
+            event: FleetEvent::AgentStalenessChanged {
+                agent_id: AgentId::new(),
+                from: Staleness::Fresh,
+                to: Staleness::Stale,
+                at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+            },
         }
-    }
-
-    #[test]
-    fn resuming_returns_what_was_missed_and_says_when_the_ring_lost_some() {
-        let hub = EventHub::new(3);
-        for n in 0..5 {
-            hub.publish(event(n));
-        }
-        assert_eq!(hub.last_id(), 5);
-        let ids = |s: &Subscription| s.backlog.iter().map(|e| e.id).collect::<Vec<_>>();
-        let s = hub.subscribe(Some(&hub.event_id(3)));
-        assert_eq!(ids(&s), [4, 5]);
-        assert!(!s.gap);
-        assert_eq!(s.after, 5);
-        let s = hub.subscribe(Some(&hub.event_id(1)));
-        assert_eq!(ids(&s), [3, 4, 5]);
-        assert!(s.gap, "event 2 fell out of the ring");
-        let s = hub.subscribe(Some(&hub.event_id(5)));
-        assert!(s.backlog.is_empty() && !s.gap);
-        let s = hub.subscribe(None);
-        assert!(s.backlog.is_empty() && !s.gap);
-        // Another replica's id, one from before a restart, or garbage: the whole ring
-        // and a gap.
-        for foreign in ["0badcafe-3", &hub.event_id(42), "3", "nonsense"] {
-            let s = hub.subscribe(Some(foreign));
-            assert_eq!(ids(&s), [3, 4, 5], "{foreign}");
-            assert!(s.gap, "{foreign}");
-        }
-    }
-
-    #[test]
-    fn after_a_restart_an_old_id_still_gets_every_new_event() {
-        // A fresh process: empty ring, and the client remembers an id of the old one.
-        let hub = EventHub::new(8);
-        let s = hub.subscribe(Some("deadbeef-42"));
-        assert!(s.gap);
-        assert_eq!(s.after, 0, "live events from 1 on are delivered");
-        hub.publish(event(1));
-        let mut live = s.live;
-        assert_eq!(live.try_recv().unwrap().id, 1);
     }
 
     #[tokio::test]
-    async fn live_subscribers_get_new_events_in_order() {
+    async fn live_subscribers_get_new_events_in_order_once() {
         let hub = EventHub::new(8);
-        let mut s = hub.subscribe(None);
-        hub.publish(event(1));
-        hub.publish(event(2));
-        assert_eq!(s.live.recv().await.unwrap().id, 1);
-        assert_eq!(s.live.recv().await.unwrap().id, 2);
+        let mut live = hub.subscribe_live();
+        hub.relay(event(1));
+        hub.relay(event(2));
+        hub.relay(event(2));
+        hub.relay(event(1));
+        assert_eq!(live.recv().await.unwrap().id, 1);
+        assert_eq!(live.recv().await.unwrap().id, 2);
+        assert!(
+            live.try_recv().is_err(),
+            "an id relayed twice went out twice"
+        );
+        assert_eq!(hub.last_id(), 2);
     }
 }

@@ -10,16 +10,56 @@ use serde::de::DeserializeOwned;
 use crate::AppState;
 use crate::problem::ApiError;
 
-/// A JSON body; malformed JSON is 400, wrong types 422, a missing content type 415,
-/// an oversized body 413.
+/// A JSON object body; malformed JSON is 400, wrong types (and anything but an object)
+/// 422, a missing content type 415, an oversized body 413.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        if !is_json(&req) {
+            return Err(not_json());
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+        require_object(&bytes)?;
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(Self(value))
+    }
+}
+
+fn is_json(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"))
+}
+
+fn not_json() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "expected `Content-Type: application/json`",
+    )
+}
+
+/// Every body of this API is a JSON object in UTF-8. serde would also read a struct from
+/// an array of its fields (`[]` as an empty report), and skips the bytes of fields it
+/// ignores without checking them: refuse both instead of guessing.
+fn require_object(bytes: &[u8]) -> Result<(), ApiError> {
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the body is not valid UTF-8",
+        ));
+    }
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body must be a JSON object",
+        )),
     }
 }
 
@@ -30,11 +70,7 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
+        let is_json = is_json(&req);
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::new(e.status(), e.body_text()))?;
@@ -42,11 +78,9 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
             return Ok(Self(T::default()));
         }
         if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "expected `Content-Type: application/json`",
-            ));
+            return Err(not_json());
         }
+        require_object(&bytes)?;
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value = T::deserialize(&mut deserializer)
             .and_then(|v| deserializer.end().map(|()| v))

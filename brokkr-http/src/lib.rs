@@ -107,11 +107,17 @@ pub fn router_with(
     config: &HttpConfig,
     telemetry: metrics::Telemetry,
 ) -> Router {
-    if broker.set_event_sink(telemetry.events.clone()).is_err() {
-        tracing::warn!(
-            "the broker already publishes to another event sink; /api/v1/events stays quiet"
-        );
+    // The relay feeds /api/v1/events from the outbox; without a runtime here, the first
+    // subscriber starts it.
+    if tokio::runtime::Handle::try_current().is_ok() {
+        telemetry.events.ensure_relay(broker.clone());
     }
+    let state = AppState {
+        broker,
+        limiter: std::sync::Arc::new(ratelimit::AuthLimiter::new(config.auth_limits.clone())),
+        telemetry: telemetry.clone(),
+        metrics_json: config.metrics_json,
+    };
     let large = DefaultBodyLimit::max(config.large_body_limit);
     let api = Router::new()
         .route(
@@ -188,19 +194,12 @@ pub fn router_with(
 
     Router::new()
         .nest("/api/v1", api)
-        .route("/livez", get(probes::livez))
-        .route("/readyz", get(probes::readyz))
         .route("/metrics", get(routes::observe::metrics))
         .route("/metrics.json", get(routes::observe::snapshot))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(AppState {
-            broker,
-            limiter: std::sync::Arc::new(ratelimit::AuthLimiter::new(config.auth_limits.clone())),
-            telemetry: telemetry.clone(),
-            metrics_json: config.metrics_json,
-        })
+        .with_state(state.clone())
         .layer(axum::middleware::from_fn(note_route))
         .layer(
             ServiceBuilder::new()
@@ -221,6 +220,15 @@ pub fn router_with(
                 ))
                 .layer(ConcurrencyLimitLayer::new(config.concurrency_limit))
                 .layer(DefaultBodyLimit::max(config.body_limit)),
+        )
+        // The probes stay outside the concurrency limit and the request timeout: a
+        // broker busy with a backlog of agent calls must still answer its orchestrator.
+        .merge(
+            Router::new()
+                .route("/livez", get(probes::livez))
+                .route("/readyz", get(probes::readyz))
+                .with_state(state)
+                .layer(axum::middleware::from_fn(note_route)),
         )
         // Outermost: sees what the client sees, panics (500) and timeouts included.
         .layer(axum::middleware::from_fn_with_state(
@@ -388,16 +396,23 @@ async fn method_not_allowed() -> ApiError {
 /// Connection-level limits of [`serve_with`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeOptions {
-    /// Longest a client may take to send a request's headers (10 s); then the connection
-    /// is closed. Without it, a client that sends one byte a minute holds a connection
-    /// and a task forever. Slow bodies are bounded by `HttpConfig::request_timeout`.
+    /// Longest a client may take to send a request's headers (10 s), counted from when
+    /// the connection opens or the previous response went out; then the connection is
+    /// closed. Without it, a client that sends one byte a minute, or nothing at all,
+    /// holds a connection and a task forever. It also closes keep-alive connections
+    /// idle that long (the agent's client drops idle connections sooner). Slow bodies
+    /// are bounded by `HttpConfig::request_timeout`.
     pub header_read_timeout: Duration,
+    /// After shutdown is asked for, how long requests in flight may take to finish
+    /// before their connections are dropped (30 s).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -412,19 +427,20 @@ pub async fn serve(
     serve_with(listener, router, &ServeOptions::default(), shutdown).await
 }
 
-/// [`serve`] with explicit connection limits. Each request carries the peer's address
-/// as `ConnectInfo<SocketAddr>` (failed-authentication limits are per address).
+/// [`serve`] with explicit connection limits: HTTP/1.1 (with keep-alive) on our own
+/// accept loop, because axum's `serve` arms no timer and so cannot time out a client
+/// that never sends its headers. Each request carries the peer's address as
+/// `ConnectInfo<SocketAddr>` (failed-authentication limits are per address).
 pub async fn serve_with(
     listener: TcpListener,
     router: Router,
     options: &ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::rt::{TokioIo, TokioTimer};
 
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
@@ -433,12 +449,15 @@ pub async fn serve_with(
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
+                Err(err) if is_connection_error(&err) => continue,
                 Err(err) => {
-                    // Out of file descriptors and the like: wait instead of spinning; the
-                    // listener itself stays usable.
+                    // Out of file descriptors and the like: wait instead of spinning
+                    // (still listening for shutdown); the listener stays usable.
                     tracing::warn!(error = %err, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                        () = &mut shutdown => break,
+                    }
                 }
             },
             () = &mut shutdown => break,
@@ -452,12 +471,10 @@ pub async fn serve_with(
                 request.map(axum::body::Body::new)
             },
         );
-        let connection = builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                hyper_util::service::TowerToHyperService::new(service),
-            )
-            .into_owned();
+        let connection = builder.serve_connection(
+            TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(service),
+        );
         let connection = connections.watch(connection);
         tokio::spawn(async move {
             if let Err(err) = connection.await {
@@ -466,8 +483,24 @@ pub async fn serve_with(
         });
     }
     drop(listener);
-    connections.shutdown().await;
+    if tokio::time::timeout(options.shutdown_grace, connections.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running after the shutdown grace period were cut off");
+    }
     Ok(())
+}
+
+/// Errors of one incoming connection (it went away before we took it), not of the
+/// listener.
+fn is_connection_error(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -492,8 +525,9 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Runs diagnostics cleanup every `every` until the process ends (safe on every
-/// replica), counting runs and deletions in `metrics`.
+/// Runs diagnostics cleanup (and deletes fleet events past retention) every `every`
+/// until the process ends (safe on every replica), counting diagnostics runs and
+/// deletions in `metrics`.
 pub fn spawn_cleanup(
     broker: Broker<dyn Store>,
     every: Duration,
@@ -503,6 +537,9 @@ pub fn spawn_cleanup(
         let mut ticker = tokio::time::interval(every);
         loop {
             ticker.tick().await;
+            if let Err(err) = broker.cleanup_events().await {
+                tracing::warn!(error = %err, "events cleanup failed");
+            }
             let outcome = broker.cleanup().await;
             if let Some(metrics) = &metrics {
                 metrics.cleanup(outcome.as_ref().map(|n| *n).map_err(|_| ()));

@@ -1,12 +1,15 @@
 //! Webhook deliveries (feature `webhooks`): every fleet event published to the hub is
 //! POSTed to the subscriptions whose filter names its type, signed, retried with
 //! backoff, and never in the way of request handling (deliveries run on their own tasks,
-//! fed from the hub's live feed).
+//! fed from the hub's live feed). Every replica sees every event; the one that claims
+//! an event's delivery to a subscription in the store
+//! ([`EventStore::claim_event_delivery`](brokkr_core::store::EventStore::claim_event_delivery))
+//! sends it, so each subscription gets each event once however many replicas run.
 //!
 //! Each delivery carries:
 //! * `X-Brokkr-Event`: the type, e.g. `health.failing`;
-//! * `X-Brokkr-Delivery`: the event's id, `<process instance>-<sequence>` (retries
-//!   repeat it; receivers deduplicate on it);
+//! * `X-Brokkr-Delivery`: the event's id in the outbox (retries repeat it; receivers
+//!   deduplicate on it);
 //! * `X-Brokkr-Timestamp`: Unix seconds when signed;
 //! * `X-Brokkr-Signature`: `sha256=` and the hex HMAC-SHA256, keyed with the
 //!   subscription's secret, of `<timestamp>.<body>` (the timestamp inside the MAC lets
@@ -84,9 +87,9 @@ pub fn spawn_webhook_dispatcher(
     telemetry: &Telemetry,
     config: WebhookConfig,
 ) -> tokio::task::JoinHandle<()> {
-    // Subscribed before returning: no event published after this call is missed.
-    let mut live = telemetry.events.subscribe(None).live;
-    let hub = telemetry.events.clone();
+    // Subscribed before returning: no event relayed after this call is missed.
+    let mut live = telemetry.events.subscribe_live();
+    telemetry.events.ensure_relay(broker.clone());
     let generation = telemetry.webhooks_changed.clone();
     let metrics = Some(telemetry.metrics.clone());
     tokio::spawn(async move {
@@ -152,7 +155,7 @@ pub fn spawn_webhook_dispatcher(
                     continue;
                 };
                 let job = Delivery {
-                    id: hub.event_id(event.id),
+                    id: event.id.to_string(),
                     http: http.clone(),
                     hook: hook.clone(),
                     event: event.clone(),
@@ -170,7 +173,7 @@ pub fn spawn_webhook_dispatcher(
 }
 
 struct Delivery {
-    /// `<hub instance>-<sequence>`: unique across restarts and replicas.
+    /// The event's id in the outbox: unique across restarts and replicas.
     id: String,
     http: reqwest::Client,
     hook: Webhook,
@@ -182,6 +185,22 @@ struct Delivery {
 
 impl Delivery {
     async fn run(self) {
+        // Every replica relays every event: only the one that claims it delivers.
+        match self
+            .broker
+            .claim_event_delivery(&Principal::Admin, self.hook.id, self.event.id)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::warn!(webhook = %self.hook.id, %error, "delivery not claimed; dropped");
+                if let Some(m) = &self.metrics {
+                    m.webhook_dropped(1);
+                }
+                return;
+            }
+        }
         let Ok(body) = serde_json::to_vec(&self.event.event) else {
             return;
         };

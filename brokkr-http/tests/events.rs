@@ -1,5 +1,5 @@
-//! `GET /api/v1/events`: health transitions and staleness changes as server-sent events,
-//! resumable with `Last-Event-ID`.
+//! `GET /api/v1/events`: health transitions and staleness changes as server-sent events
+//! from the store's outbox, resumable with `Last-Event-ID`, the same on every replica.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use brokkr_core::testing::{Seeded, one_agent_one_object};
@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use brokkr_core::auth::hash_pak;
+use brokkr_core::auth::{Principal, hash_pak};
 use brokkr_core::broker::{Broker, BrokerConfig};
 use brokkr_core::clock::ManualClock;
 use brokkr_core::events::FleetEvent;
@@ -83,43 +83,64 @@ impl World {
     }
 
     /// Opens the stream and reads until `wanted` events arrived (or 5 s passed).
-    fn id(&self, sequence: u64) -> String {
-        self.telemetry.events.event_id(sequence)
+    async fn read_events(&self, last_event_id: Option<&str>, wanted: usize) -> String {
+        read_events(&self.app, last_event_id, wanted).await
     }
 
-    async fn read_events(&self, last_event_id: Option<&str>, wanted: usize) -> String {
-        let mut request = Request::builder()
-            .uri("/api/v1/events")
-            .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"));
-        if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id);
-        }
-        let response = self
-            .app
-            .clone()
-            .oneshot(request.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            "text/event-stream"
-        );
-        let mut body = response.into_body();
-        let mut text = String::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while text.matches("\ndata:").count() + usize::from(text.starts_with("data:")) < wanted {
-            let frame = tokio::time::timeout_at(deadline, body.frame())
-                .await
-                .expect("events in time")
-                .unwrap()
-                .unwrap();
-            if let Ok(data) = frame.into_data() {
-                text.push_str(&String::from_utf8_lossy(&data));
-            }
-        }
-        text
+    /// Another replica: its own broker, router and hub over the same store.
+    fn replica(&self) -> Router {
+        let broker = Broker::new(
+            self.broker.store().clone(),
+            Arc::new(self.clock.clone()),
+            hash_pak(ADMIN),
+            BrokerConfig::default(),
+        )
+        .unwrap();
+        router_with(broker, &HttpConfig::default(), Telemetry::new_default())
     }
+
+    async fn stored_events(&self) -> Vec<FleetEvent> {
+        self.broker
+            .events_after(&Principal::Admin, 0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect()
+    }
+}
+
+async fn read_events(app: &Router, last_event_id: Option<&str>, wanted: usize) -> String {
+    let mut request = Request::builder()
+        .uri("/api/v1/events")
+        .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"));
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut body = response.into_body();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while text.matches("\ndata:").count() + usize::from(text.starts_with("data:")) < wanted {
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .expect("events in time")
+            .unwrap()
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    text
 }
 
 trait Rfc3339 {
@@ -141,8 +162,8 @@ async fn health_transitions_stream_and_unchanged_reports_stay_quiet() {
     assert_eq!(w.report("healthy").await, StatusCode::OK); // no transition
     w.clock.advance(chrono::Duration::seconds(60));
     assert_eq!(w.report("failing").await, StatusCode::OK);
-    let text = w.read_events(Some(&w.id(0)), 2).await;
-    let has = |id: u64, event: &str| text.contains(&format!("id: {}\nevent: {event}\n", w.id(id)));
+    let text = w.read_events(Some("0"), 2).await;
+    let has = |id: u64, event: &str| text.contains(&format!("id: {id}\nevent: {event}\n"));
     assert!(has(1, "health.reported"), "{text}");
     assert!(has(2, "health.failing"), "{text}");
     assert!(text.contains(&w.object));
@@ -151,7 +172,7 @@ async fn health_transitions_stream_and_unchanged_reports_stay_quiet() {
         "{text}"
     );
     assert_eq!(
-        w.telemetry.events.last_id(),
+        w.stored_events().await.len(),
         2,
         "the unchanged report made no event"
     );
@@ -165,14 +186,14 @@ async fn a_subscriber_resumes_after_its_last_event_and_hears_new_ones_live() {
     w.report("degraded").await;
     let reader = {
         let w = w.clone();
-        tokio::spawn(async move { w.read_events(Some(&w.id(1)), 2).await })
+        tokio::spawn(async move { w.read_events(Some("1"), 2).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     w.clock.advance(chrono::Duration::seconds(60));
     w.report("healthy").await;
     let text = reader.await.unwrap();
-    let has = |id: u64, event: &str| text.contains(&format!("id: {}\nevent: {event}\n", w.id(id)));
-    assert!(!text.contains(&format!("id: {}\n", w.id(1))), "{text}");
+    let has = |id: u64, event: &str| text.contains(&format!("id: {id}\nevent: {event}\n"));
+    assert!(!text.contains("id: 1\n"), "{text}");
     assert!(has(2, "health.degraded"), "{text}");
     assert!(has(3, "health.recovered"), "{text}");
 }
@@ -202,20 +223,24 @@ async fn staleness_changes_are_published() {
         w.app.clone().oneshot(heartbeat).await.unwrap().status(),
         StatusCode::NO_CONTENT
     );
-    let watch = spawn_staleness_watch(w.broker.clone(), Duration::from_millis(10));
+    // Two replicas watch: each change is still one event.
+    let watches = [
+        spawn_staleness_watch(w.broker.clone(), Duration::from_millis(10)),
+        spawn_staleness_watch(w.broker.clone(), Duration::from_millis(10)),
+    ];
     tokio::time::sleep(Duration::from_millis(50)).await; // learns: fresh
     w.clock.advance(chrono::Duration::seconds(120)); // stale after 90 s
     tokio::time::sleep(Duration::from_millis(50)).await;
     w.clock.advance(chrono::Duration::seconds(300)); // lost after 300 s
     tokio::time::sleep(Duration::from_millis(50)).await;
-    watch.abort();
+    for watch in watches {
+        watch.abort();
+    }
     let changes: Vec<(Staleness, Staleness)> = w
-        .telemetry
-        .events
-        .subscribe(Some(&w.id(0)))
-        .backlog
+        .stored_events()
+        .await
         .into_iter()
-        .filter_map(|e| match e.event {
+        .filter_map(|e| match e {
             FleetEvent::AgentStalenessChanged { from, to, .. } => Some((from, to)),
             FleetEvent::HealthChanged { .. } => None,
         })
@@ -227,16 +252,50 @@ async fn staleness_changes_are_published() {
             (Staleness::Stale, Staleness::Lost)
         ]
     );
+    let text = w.read_events(Some("0"), 2).await;
+    assert!(text.contains("id: 1\nevent: agent.stale\n"), "{text}");
+    assert!(text.contains("id: 2\nevent: agent.lost\n"), "{text}");
 }
 
 #[tokio::test]
-async fn an_id_from_another_process_gets_a_gap_then_everything() {
+async fn every_replica_serves_the_same_events_under_the_same_ids() {
+    let w = world().await;
+    let other = w.replica();
+    w.report("healthy").await;
+    w.clock.advance(chrono::Duration::seconds(60));
+    w.report("failing").await;
+    // Written through the first replica, read through the second, resumed there.
+    let text = read_events(&other, Some("0"), 2).await;
+    assert!(text.contains("id: 1\nevent: health.reported\n"), "{text}");
+    assert!(text.contains("id: 2\nevent: health.failing\n"), "{text}");
+    let resumed = read_events(&other, Some("1"), 1).await;
+    assert!(
+        resumed.contains("id: 2\nevent: health.failing\n"),
+        "{resumed}"
+    );
+    assert!(!resumed.contains("id: 1\n"), "{resumed}");
+}
+
+#[tokio::test]
+async fn after_a_restart_a_subscriber_resumes_from_the_outbox() {
+    let w = world().await;
+    w.report("healthy").await;
+    w.clock.advance(chrono::Duration::seconds(60));
+    w.report("degraded").await;
+    // A new process: a new hub with an empty ring, the same store.
+    let restarted = w.replica();
+    let text = read_events(&restarted, Some("1"), 1).await;
+    assert!(text.contains("id: 2\nevent: health.degraded\n"), "{text}");
+    assert!(!text.contains("event: gap"), "{text}");
+}
+
+#[tokio::test]
+async fn an_id_that_is_not_ours_gets_a_gap_then_everything() {
     let w = world().await;
     w.report("degraded").await;
     let text = w.read_events(Some("0badcafe-17"), 2).await;
     assert!(text.contains("event: gap\n"), "{text}");
-    let first = format!("id: {}\nevent: health.degraded\n", w.id(1));
-    assert!(text.contains(&first), "{text}");
+    assert!(text.contains("id: 1\nevent: health.degraded\n"), "{text}");
 }
 
 #[tokio::test]

@@ -86,6 +86,17 @@ async fn world(config: WebhookConfig) -> World {
         .unwrap();
     let telemetry = Telemetry::new_default();
     let app = router_with(broker.clone(), &HttpConfig::default(), telemetry.clone());
+    // A second replica on the same store dispatches too: every test also checks that a
+    // delivery goes out once, not once per replica.
+    let replica = Broker::new(
+        broker.store().clone(),
+        Arc::new(SystemClock),
+        hash_pak(ADMIN),
+        BrokerConfig::default(),
+    )
+    .unwrap();
+    let replica_telemetry = Telemetry::new_default();
+    spawn_webhook_dispatcher(replica, &replica_telemetry, config.clone());
     spawn_webhook_dispatcher(broker, &telemetry, config);
     World {
         app,
@@ -247,7 +258,40 @@ async fn a_failing_receiver_gets_the_delivery_again() {
     let received = wait_for(&got, 1).await;
     assert_eq!(received.len(), 1, "delivered on the third try");
     let delivery = received[0].headers["x-brokkr-delivery"].to_str().unwrap();
-    assert!(delivery.ends_with("-1"), "<process>-<sequence>: {delivery}");
+    assert_eq!(delivery, "1", "the event's id in the outbox");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_deliver_each_event_once() {
+    // Both replicas see new subscriptions at once and race for every delivery.
+    let w = world(WebhookConfig {
+        refresh: Duration::ZERO,
+        ..WebhookConfig::default()
+    })
+    .await;
+    let (url, got) = receiver(0).await;
+    call(
+        &w.app,
+        "POST",
+        "/api/v1/webhooks",
+        ADMIN,
+        Some(
+            json!({"url": url, "secret": SECRET, "events": ["health.degraded", "health.failing"]}),
+        ),
+    )
+    .await;
+    w.report("degraded").await;
+    w.report("failing").await;
+    wait_for(&got, 2).await;
+    // Time for a duplicate to arrive, if one were coming.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let received = got.lock().unwrap().clone();
+    let mut ids: Vec<&str> = received
+        .iter()
+        .map(|r| r.headers["x-brokkr-delivery"].to_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["1", "2"], "each event once");
 }
 
 #[tokio::test]

@@ -14,14 +14,18 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use brokkr_core::diagnostics::{ClaimOutcome, DiagnosticRequest, DiagnosticStatus};
-use brokkr_core::ids::{AgentId, DeploymentObjectId, DiagnosticId, StackId, WorkOrderId};
+use brokkr_core::events::{FleetEvent, StoredEvent};
+use brokkr_core::ids::{
+    AgentId, DeploymentObjectId, DiagnosticId, StackId, WebhookId, WorkOrderId,
+};
 use brokkr_core::model::{
     Agent, Delivery, DeploymentObject, DeploymentStatusEvent, DiagnosticOutcome, HealthRecord,
     Stack, Target, WorkOrder, WorkOrderStatus,
 };
+use brokkr_core::staleness::Staleness;
 use brokkr_core::store::{
     AgentLiveness, AgentStore, CatalogStore, DeliveryStore, DiagnosticCounts, DiagnosticStore,
-    FleetRollup, FleetStore, HealthStore, HeartbeatRecord, Page, PageRequest, PakHash,
+    EventStore, FleetRollup, FleetStore, HealthStore, HeartbeatRecord, Page, PageRequest, PakHash,
     ResultOutcome, UpsertOutcome, WorkOrderStore,
 };
 use brokkr_core::{Error, Result};
@@ -50,6 +54,26 @@ struct State {
     health_counts: FleetRollup,
     diagnostics: BTreeMap<DiagnosticId, (DiagnosticRequest, Option<DiagnosticOutcome>)>,
     webhooks: BTreeMap<brokkr_core::ids::WebhookId, brokkr_core::events::Webhook>,
+    /// The events outbox, oldest first, with when each was written.
+    events: std::collections::VecDeque<(StoredEvent, DateTime<Utc>)>,
+    /// The last sequence number handed out.
+    event_seq: u64,
+    /// Staleness last announced per agent.
+    announced: HashMap<AgentId, Staleness>,
+    /// Claimed event deliveries per webhook and event, with when.
+    event_claims: HashMap<(WebhookId, u64), DateTime<Utc>>,
+}
+
+impl State {
+    fn append_event(&mut self, event: FleetEvent, at: DateTime<Utc>) -> StoredEvent {
+        self.event_seq += 1;
+        let stored = StoredEvent {
+            seq: self.event_seq,
+            event,
+        };
+        self.events.push_back((stored.clone(), at));
+        stored
+    }
 }
 
 impl MemoryStore {
@@ -116,6 +140,7 @@ impl AgentStore for MemoryStore {
         }
         state.paks.retain(|_, agent| *agent != id);
         state.liveness.remove(&id);
+        state.announced.remove(&id);
         state.targets.retain(|(agent, _), _| *agent != id);
         state.deliveries.retain(|(agent, _), _| *agent != id);
         state.work_orders.retain(|_, o| o.agent_id != id);
@@ -466,6 +491,9 @@ impl HealthStore for MemoryStore {
                 }
                 state.health_counts.count_health(record.status, 1);
                 state.health.insert(key, record.clone());
+                if let Some(event) = FleetEvent::health_transition(old_status, record) {
+                    state.append_event(event, record.reported_at);
+                }
             }
             outcomes.push(outcome);
         }
@@ -635,7 +663,73 @@ impl brokkr_core::store::WebhookStore for MemoryStore {
     }
 
     async fn delete_webhook(&self, id: brokkr_core::ids::WebhookId) -> Result<bool> {
-        Ok(self.write().webhooks.remove(&id).is_some())
+        let mut state = self.write();
+        state.event_claims.retain(|(webhook, _), _| *webhook != id);
+        Ok(state.webhooks.remove(&id).is_some())
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+        let state = self.read();
+        // Kept in sequence order.
+        let start = state.events.partition_point(|(e, _)| e.seq <= after);
+        Ok(state
+            .events
+            .range(start..)
+            .take(limit)
+            .map(|(e, _)| e.clone())
+            .collect())
+    }
+
+    async fn last_event_seq(&self) -> Result<u64> {
+        Ok(self.read().event_seq)
+    }
+
+    async fn announce_staleness(
+        &self,
+        agent: AgentId,
+        state_now: Staleness,
+        at: DateTime<Utc>,
+    ) -> Result<Option<StoredEvent>> {
+        let mut state = self.write();
+        if !state.agents.contains_key(&agent) {
+            return Ok(None);
+        }
+        match state.announced.insert(agent, state_now) {
+            Some(before) if before != state_now => Ok(Some(state.append_event(
+                FleetEvent::AgentStalenessChanged {
+                    agent_id: agent,
+                    from: before,
+                    to: state_now,
+                    at,
+                },
+                at,
+            ))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn claim_event_delivery(
+        &self,
+        webhook: WebhookId,
+        seq: u64,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut state = self.write();
+        if !state.webhooks.contains_key(&webhook) {
+            return Ok(false);
+        }
+        Ok(state.event_claims.insert((webhook, seq), at).is_none())
+    }
+
+    async fn delete_events_before(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut state = self.write();
+        let kept_before = state.events.len();
+        state.events.retain(|(_, at)| *at >= before);
+        state.event_claims.retain(|_, claimed| *claimed >= before);
+        Ok((kept_before - state.events.len()) as u64)
     }
 }
 

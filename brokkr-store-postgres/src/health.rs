@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use brokkr_core::Result;
+use brokkr_core::events::FleetEvent;
 use brokkr_core::health::Health;
 use brokkr_core::ids::{AgentId, DeploymentObjectId};
 use brokkr_core::model::HealthRecord;
@@ -76,10 +77,12 @@ impl HealthStore for PgStore {
         let mut outcomes = Vec::with_capacity(records.len());
         let mut deltas: HashMap<Health, i64> = HashMap::new();
         let mut write: Vec<&HealthRecord> = Vec::new();
+        let mut events = Vec::new();
         for r in records {
             let old = stored.get(&(r.agent_id, r.deployment_object_id));
             let outcome = UpsertOutcome::decide(old, r, rewrite_before);
             if outcome.is_written() {
+                events.extend(FleetEvent::health_transition(old.map(|o| o.status), r));
                 if let Some(old) = old {
                     *deltas.entry(old.status).or_default() -= 1;
                 }
@@ -137,6 +140,10 @@ impl HealthStore for PgStore {
                 .await
                 .db()?;
             }
+        }
+        // Status changes reach the outbox in the same transaction as the verdicts.
+        if let Some(first) = records.first() {
+            crate::events::append(&mut tx, &events, first.reported_at).await?;
         }
         tx.commit().await.db()?;
         Ok(outcomes)

@@ -10,7 +10,7 @@
 //! deliveries) run in a transaction holding a per-agent advisory lock.
 //!
 //! One module per table family: `agents`, `catalog`, `deliveries`,
-//! `work_orders`, `health`, `diagnostics`, `fleet`.
+//! `work_orders`, `health`, `diagnostics`, `fleet`, `webhooks`, `events` (the outbox).
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -19,6 +19,7 @@ mod catalog;
 mod deliveries;
 mod diagnostics;
 mod error;
+mod events;
 mod fleet;
 mod health;
 mod rows;

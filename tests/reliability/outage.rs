@@ -144,12 +144,14 @@ async fn a_database_outage_is_reported_survived_and_loses_nothing_acknowledged()
 
     let ledger = std::mem::take(&mut *ledger.lock().unwrap());
     assert!(ledger.violations.is_empty(), "{:#?}", ledger.violations);
+    // The broker never went away: every request got an answer.
+    assert_eq!(ledger.unanswered, 0, "requests without an answer");
     assert!(
         ledger.stacks.len() > after_recovery,
         "nothing was acknowledged after recovery"
     );
     assert!(
-        ledger.slowest < Duration::from_secs(4),
+        ledger.slowest < Duration::from_secs(6),
         "an answer took {:?}",
         ledger.slowest
     );

@@ -73,14 +73,23 @@ async fn a_killed_broker_loses_nothing_it_acknowledged_and_agents_reconnect() {
 
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let stop = Arc::new(AtomicBool::new(false));
+    // Half the agents fall silent just before the kill: what they were last told was
+    // stored can only have been stored by the old process.
+    let stop_early = Arc::new(AtomicBool::new(false));
+    let mut early = tokio::task::JoinSet::new();
     let mut traffic = tokio::task::JoinSet::new();
-    for agent in &agents {
-        traffic.spawn(agent_traffic(
+    for (i, agent) in agents.iter().enumerate() {
+        let (set, flag) = if i < 2 {
+            (&mut early, &stop_early)
+        } else {
+            (&mut traffic, &stop)
+        };
+        set.spawn(agent_traffic(
             caller.clone(),
             agent.clone(),
             objects.clone(),
             ledger.clone(),
-            stop.clone(),
+            flag.clone(),
         ));
         traffic.spawn(diagnostics_traffic(
             caller.clone(),
@@ -93,14 +102,28 @@ async fn a_killed_broker_loses_nothing_it_acknowledged_and_agents_reconnect() {
     traffic.spawn(admin_traffic(caller.clone(), ledger.clone(), stop.clone()));
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before_kill = ledger.lock().unwrap().results.len();
+    stop_early.store(true, Ordering::Relaxed);
+    while early.join_next().await.is_some() {}
+    let (before_kill, silent) = {
+        let ledger = ledger.lock().unwrap();
+        let silent: Vec<_> = agents[..2]
+            .iter()
+            .map(|a| {
+                (
+                    a.id.clone(),
+                    ledger.heartbeats[&a.id],
+                    ledger.reports[&a.id],
+                )
+            })
+            .collect();
+        (ledger.results.len(), silent)
+    };
     assert!(before_kill > 0, "no diagnostics round trip before the kill");
     broker.kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
     broker.restart().await;
     let restarted_at = Utc::now();
     let restarted = Instant::now();
-    tokio::time::sleep(Duration::from_secs(2)).await;
 
     // The agent runtime reaches the new process without help.
     loop {
@@ -117,6 +140,8 @@ async fn a_killed_broker_loses_nothing_it_acknowledged_and_agents_reconnect() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let reconnected = restarted.elapsed();
+    // Traffic through the new process for a while.
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     stop.store(true, Ordering::Relaxed);
     while traffic.join_next().await.is_some() {}
@@ -161,7 +186,33 @@ async fn a_killed_broker_loses_nothing_it_acknowledged_and_agents_reconnect() {
             "acknowledged stack {id}: {stack:?}"
         );
     }
-    for agent in &agents {
+    // The silent agents' last acknowledged heartbeat and report, from the old process.
+    for (agent, (sent, beats), (checked_at, reports)) in &silent {
+        let stored = last_heartbeat(&caller, agent).await.unwrap();
+        assert!(
+            stored >= *sent,
+            "{beats} heartbeats acknowledged before the kill, newest sent {sent}, stored {stored}"
+        );
+        let health = caller
+            .ok(
+                Method::GET,
+                &format!("/api/v1/agents/{agent}/health"),
+                ADMIN,
+                None,
+            )
+            .await;
+        let rows = health["deployment_objects"].as_array().unwrap();
+        assert_eq!(rows.len(), objects.len(), "{health}");
+        for row in rows {
+            let stored: DateTime<Utc> = row["checked_at"].as_str().unwrap().parse().unwrap();
+            assert!(
+                stored >= *checked_at - chrono::Duration::milliseconds(1),
+                "{reports} reports acknowledged before the kill, newest checked at \
+                 {checked_at}, stored {row}"
+            );
+        }
+    }
+    for agent in &agents[2..] {
         let (sent, beats) = ledger.heartbeats[&agent.id];
         let stored = last_heartbeat(&caller, &agent.id).await.unwrap();
         assert!(
@@ -177,7 +228,9 @@ async fn a_killed_broker_loses_nothing_it_acknowledged_and_agents_reconnect() {
                 None,
             )
             .await;
-        for row in health["deployment_objects"].as_array().unwrap() {
+        let rows = health["deployment_objects"].as_array().unwrap();
+        assert_eq!(rows.len(), objects.len(), "{health}");
+        for row in rows {
             let stored: DateTime<Utc> = row["checked_at"].as_str().unwrap().parse().unwrap();
             assert!(
                 stored >= checked_at - chrono::Duration::milliseconds(1),

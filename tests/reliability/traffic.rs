@@ -29,6 +29,8 @@ pub struct Ledger {
     pub violations: Vec<String>,
     /// The slowest answer.
     pub slowest: Duration,
+    /// Requests that got no answer at all (reset, refused, timed out).
+    pub unanswered: u64,
 }
 
 impl Ledger {
@@ -70,6 +72,9 @@ pub async fn agent_traffic(
                 Some(json!({"node_count": 3})),
             )
             .await;
+        if beat.is_none() {
+            ledger.lock().unwrap().unanswered += 1;
+        }
         if let Some(answer) = beat {
             let mut ledger = ledger.lock().unwrap();
             ledger.note("heartbeat", &answer, started.elapsed());
@@ -77,6 +82,23 @@ pub async fn agent_traffic(
                 let entry = ledger.heartbeats.entry(agent.id.clone()).or_default();
                 *entry = (sent, entry.1 + 1);
             }
+        }
+        // What an agent reads each cycle: its target state.
+        let started = Instant::now();
+        match caller
+            .try_send(
+                Method::GET,
+                &format!("/api/v1/agents/{}/target-state", agent.id),
+                &agent.key,
+                None,
+            )
+            .await
+        {
+            Some(answer) => ledger
+                .lock()
+                .unwrap()
+                .note("target state", &answer, started.elapsed()),
+            None => ledger.lock().unwrap().unanswered += 1,
         }
         let checked_at = Utc::now();
         let status = if round.is_multiple_of(2) {
@@ -93,6 +115,9 @@ pub async fn agent_traffic(
                 Some(health_report(&objects, status, &checked_at.to_rfc3339())),
             )
             .await;
+        if report.is_none() {
+            ledger.lock().unwrap().unanswered += 1;
+        }
         if let Some(answer) = report {
             let mut ledger = ledger.lock().unwrap();
             ledger.note("health report", &answer, started.elapsed());
@@ -118,6 +143,9 @@ pub async fn admin_traffic(caller: Caller, ledger: Arc<Mutex<Ledger>>, stop: Arc
                 Some(json!({"name": format!("stack-{n}")})),
             )
             .await;
+        if answer.is_none() {
+            ledger.lock().unwrap().unanswered += 1;
+        }
         if let Some(answer) = answer {
             let mut ledger = ledger.lock().unwrap();
             ledger.note("create stack", &answer, started.elapsed());

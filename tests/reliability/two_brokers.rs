@@ -51,17 +51,19 @@ async fn two_brokers_on_one_database_claim_each_request_once_and_clean_up_once()
 
     let tallies: Arc<Mutex<BTreeMap<String, Tally>>> = Arc::default();
     let mut claimers = tokio::task::JoinSet::new();
+    // All 50 claimers go for the same request at the same moment (a barrier per request),
+    // half through each broker; the winner posts its result through the other broker.
+    let start = Arc::new(tokio::sync::Barrier::new(50));
     for claimer in 0..50 {
         let agent = agents[claimer % 2].clone();
         let brokers = brokers.clone();
         let requests = requests.clone();
         let tallies = tallies.clone();
+        let start = start.clone();
         claimers.spawn(async move {
-            // Every claimer walks all requests, each from a different starting point,
-            // through alternating brokers; the result goes through the other broker.
-            for step in 0..requests.len() {
-                let id = &requests[(claimer * 7 + step) % requests.len()];
-                let via = (claimer + step) % 2;
+            for (step, id) in requests.iter().enumerate() {
+                start.wait().await;
+                let via = (claimer / 2 + step) % 2;
                 let claim = brokers[via]
                     .send(
                         Method::POST,

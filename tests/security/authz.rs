@@ -377,8 +377,17 @@ async fn every_route_lets_exactly_the_right_callers_in() {
     );
 
     let bad = "brokkr_agent_0000000000000000000000000000000000000000000";
+    // Shaped like the admin key, one character off: the constant-time comparison says no.
+    let mut near_admin = ADMIN.to_owned();
+    near_admin.pop();
+    near_admin.push('x');
     for call in calls(&first) {
-        for key in [None, Some(bad), Some("not a key at all")] {
+        for key in [
+            None,
+            Some(bad),
+            Some(near_admin.as_str()),
+            Some("not a key at all"),
+        ] {
             let (status, body) = status_of(&caller, &call, key).await;
             assert_eq!(
                 status,
@@ -428,6 +437,29 @@ async fn every_route_lets_exactly_the_right_callers_in() {
     }
 }
 
+/// The routes outside the API answer everyone: probes for orchestrators, metrics for
+/// scrapers, the API description for readers.
+#[tokio::test]
+async fn probes_metrics_and_documents_are_open() {
+    let Served { caller, .. } = serve_memory().await;
+    for path in [
+        "/livez",
+        "/readyz",
+        "/metrics",
+        "/metrics.json",
+        "/openapi.json",
+        "/docs/",
+    ] {
+        let response = caller
+            .http
+            .get(format!("{}{path}", caller.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+}
+
 /// What an agent must not reach even on routes it may call: another agent's data, and
 /// objects of stacks it does not target.
 #[tokio::test]
@@ -443,7 +475,8 @@ async fn agents_reach_only_their_own_data_and_stacks() {
             &other.key,
             Some(
                 json!({"deployment_objects": [{"id": w.object, "status": "failing",
-                "checked_at": now, "summary": {}}]}),
+                "checked_at": now, "summary": {"pods_ready": 0, "pods_total": 1,
+                "conditions": [], "resources": []}}]}),
             ),
         )
         .await;
@@ -451,6 +484,10 @@ async fn agents_reach_only_their_own_data_and_stacks() {
         foreign_report.status,
         StatusCode::UNPROCESSABLE_ENTITY,
         "{foreign_report:?}"
+    );
+    assert!(
+        foreign_report.body.to_string().contains("does not target"),
+        "refused for the stack, not for the shape: {foreign_report:?}"
     );
     let foreign_status = caller
         .send(
@@ -469,6 +506,25 @@ async fn agents_reach_only_their_own_data_and_stacks() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "{foreign_status:?}"
     );
+    assert!(
+        foreign_status.body.to_string().contains("does not target"),
+        "refused for the stack, not for the shape: {foreign_status:?}"
+    );
+    // The same report from the owner is accepted: the refusals above are about whose
+    // stack it is.
+    let own = caller
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/agents/{}/health-status", w.owner.id),
+            &w.owner.key,
+            Some(
+                json!({"deployment_objects": [{"id": w.object, "status": "failing",
+                "checked_at": now, "summary": {"pods_ready": 0, "pods_total": 1,
+                "conditions": [], "resources": []}}]}),
+            ),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::OK, "{own:?}");
     // Nothing of it shows up on the object.
     let health = caller
         .ok(

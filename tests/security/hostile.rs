@@ -156,42 +156,99 @@ async fn still_responsive(caller: &Caller) {
         .send(Method::GET, "/api/v1/fleet/summary", ADMIN, None)
         .await;
     assert_eq!(summary.status, StatusCode::OK, "{summary:?}");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // Generous for a loaded two-core machine; a broker stuck behind hostile clients
+    // takes far longer.
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Whether `value` (JSON text) is wrong for a field whose valid value is `valid`: text
+/// that is not JSON (too deep, a number out of range), another JSON type, or any number
+/// in place of a count. `null` may mean "absent" for optional fields; a string in place
+/// of a string may be valid.
+fn wrong_for(valid: &Value, value: &str) -> bool {
+    let Ok(parsed) = serde_json::from_str::<Value>(value) else {
+        return true;
+    };
+    let kind = |v: &Value| std::mem::discriminant(v);
+    match (valid, &parsed) {
+        (_, Value::Null) => false,
+        // The top-level numbers of these bodies are counts: none of the hostile ones fit.
+        (Value::Number(_), _) => true,
+        (valid, parsed) => kind(valid) != kind(parsed),
+    }
+}
+
+/// A body no route can take: not JSON, not an object, or not UTF-8.
+fn never_valid(body: &[u8]) -> bool {
+    body.len() <= 1024 * 1024 && !matches!(body, b"null" | b"{\"a\": 1, \"a\": 2}")
+}
+
+fn assert_refused(what: &str, (status, content_type, body): &(StatusCode, String, String)) {
+    assert!(status.is_client_error(), "{what}: {status} {body}");
+    assert_eq!(content_type, "application/problem+json", "{what}: {body}");
+    assert!(
+        *status != StatusCode::UNAUTHORIZED && *status != StatusCode::FORBIDDEN,
+        "{what}: refused before validation: {status} {body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_bodies_on_every_route_never_get_a_server_error() {
+async fn hostile_bodies_on_every_route_are_refused_as_problems() {
     let Served { caller, .. } = serve_memory().await;
-    let w = world(&caller).await;
-    for call in calls(&w) {
+    let routes = calls(&world(&caller).await).len();
+    for index in 0..routes {
+        // A world per route: what one route's call changes (a deleted agent, a rotated
+        // key) must not turn the next route's answers into 401s.
+        let w = world(&caller).await;
+        let call = calls(&w).swap_remove(index);
+        // Routes that take no body never read one (and answer as if none came).
+        if call.body.is_none() {
+            continue;
+        }
         let key = key_for(&w, &call);
         let what = |how: &str| format!("{} {} {how}", call.method, call.template);
         for body in hostile_bodies() {
             let shown = String::from_utf8_lossy(&body[..body.len().min(40)]).into_owned();
+            let strict = never_valid(&body);
             let oversized = body.len() > 1024 * 1024;
             match try_send_raw(&caller, call.method.clone(), &call.path, key, body).await {
+                Ok(answer) if strict => assert_refused(&what(&shown), &answer),
                 Ok(answer) => assert_not_server_error(&what(&shown), &answer),
+                // Answered (413) and closed before the client had written all of it;
+                // the 413 itself is asserted in brokkr-http's router tests.
                 Err(err) => assert!(oversized, "{}: no answer: {err}", what(&shown)),
             }
         }
-        if let Some(body) = &call.body {
-            for field in body.as_object().unwrap().keys() {
-                for value in hostile_values() {
-                    let answer = send_raw(
-                        &caller,
-                        call.method.clone(),
-                        &call.path,
-                        key,
-                        with_field(body, field, &value),
-                    )
-                    .await;
-                    let shown = format!("{field} = {}", &value[..value.len().min(40)]);
+        let Some(body) = &call.body else {
+            continue;
+        };
+        for (field, valid) in body.as_object().unwrap() {
+            for value in hostile_values() {
+                let answer = send_raw(
+                    &caller,
+                    call.method.clone(),
+                    &call.path,
+                    key,
+                    with_field(body, field, &value),
+                )
+                .await;
+                let shown = format!("{field} = {}", &value[..value.len().min(40)]);
+                if wrong_for(valid, &value) {
+                    assert_refused(&what(&shown), &answer);
+                } else {
                     assert_not_server_error(&what(&shown), &answer);
+                    assert!(
+                        answer.0 != StatusCode::UNAUTHORIZED && answer.0 != StatusCode::FORBIDDEN,
+                        "{}: {answer:?}",
+                        what(&shown)
+                    );
                 }
             }
-            if let Some(batch) = huge_batch(body) {
-                let answer = send_raw(&caller, call.method.clone(), &call.path, key, batch).await;
-                assert_not_server_error(&what("10k items"), &answer);
+        }
+        if let Some(batch) = huge_batch(body) {
+            match try_send_raw(&caller, call.method.clone(), &call.path, key, batch).await {
+                Ok(answer) => assert_refused(&what("10k items"), &answer),
+                Err(err) => eprintln!("{}: closed while sending: {err}", what("10k items")),
             }
         }
     }
@@ -331,6 +388,7 @@ async fn slow_clients_and_header_floods_are_cut_off_and_others_are_served() {
     };
     let options = brokkr::http::ServeOptions {
         header_read_timeout: Duration::from_secs(1),
+        ..brokkr::http::ServeOptions::default()
     };
     let served = serve_store(
         std::sync::Arc::new(brokkr::store_memory::MemoryStore::new()),
@@ -350,6 +408,8 @@ async fn slow_clients_and_header_floods_are_cut_off_and_others_are_served() {
             .unwrap();
         slow_headers.push(stream);
     }
+    // And one that connects and says nothing at all.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
     let mut slow_body = TcpStream::connect(addr).await.unwrap();
     let head = format!(
         "POST /api/v1/stacks HTTP/1.1\r\nHost: brokkr\r\nAuthorization: Bearer {ADMIN}\r\n\
@@ -367,6 +427,8 @@ async fn slow_clients_and_header_floods_are_cut_off_and_others_are_served() {
             "a client that never finished its headers kept its connection"
         );
     }
+    let (_, closed) = read_until_closed(&mut silent, Duration::from_secs(3)).await;
+    assert!(closed, "a client that sent nothing kept its connection");
     let (answer, _) = read_until_closed(&mut slow_body, Duration::from_secs(4)).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("application/problem+json"), "{answer}");

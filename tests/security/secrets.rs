@@ -202,7 +202,7 @@ async fn log_tails_are_redacted_before_they_are_stored() {
 }
 
 #[tokio::test]
-async fn failed_authentication_is_limited_per_address_over_tcp() {
+async fn failed_authentication_is_limited_per_key_and_per_address_over_tcp() {
     // The default limits, as a deployment has them.
     let served = serve_store(
         Arc::new(brokkr::store_memory::MemoryStore::new()),
@@ -213,25 +213,67 @@ async fn failed_authentication_is_limited_per_address_over_tcp() {
     let caller = &served.caller;
     let agent = register_agent(caller, "edge").await;
     let path = format!("/api/v1/agents/{}/heartbeat", agent.id);
+    let limited_after = |key: &str| {
+        let (caller, path, key) = (caller.clone(), path.clone(), key.to_owned());
+        async move {
+            for i in 0..300 {
+                let answer = caller
+                    .send(Method::POST, &path, &key, Some(json!({})))
+                    .await;
+                if answer.status == StatusCode::TOO_MANY_REQUESTS {
+                    assert!(answer.retry_after.is_some(), "{answer:?}");
+                    assert_eq!(answer.content_type, "application/problem+json");
+                    return Some(i);
+                }
+                assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
+            }
+            None
+        }
+    };
+    // One wrong key, again and again: refused before any lookup after 10 failures.
+    let same = limited_after("brokkr_agent_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
+    assert_eq!(same, Some(10), "the 11th try of one key is slowed down");
+    // Many different wrong keys from one address: its 100th failure in a minute (the 10
+    // above count too) is answered 429.
+    let mut failures = 10;
     let mut limited = None;
     for i in 0..300 {
         let guess = format!("brokkr_agent_{i:0>43}");
         let answer = caller
             .send(Method::POST, &path, &guess, Some(json!({})))
             .await;
+        failures += 1;
         if answer.status == StatusCode::TOO_MANY_REQUESTS {
-            assert!(answer.retry_after.is_some(), "{answer:?}");
-            assert_eq!(answer.content_type, "application/problem+json");
-            limited = Some(i);
+            limited = Some(failures);
             break;
         }
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
     }
-    let limited = limited.expect("300 wrong keys from one address were never slowed down");
-    assert!(limited <= 101, "slowed down only after {limited} failures");
+    assert_eq!(
+        limited,
+        Some(100),
+        "the address is slowed down at its 100th failure"
+    );
     // A good key from the same address still works (clients behind one NAT).
     let good = caller
         .send(Method::POST, &path, &agent.key, Some(json!({})))
         .await;
     assert_eq!(good.status, StatusCode::NO_CONTENT, "{good:?}");
+    // Another address is not affected: the limit is per address, not global.
+    let elsewhere = Caller {
+        http: reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+            .build()
+            .unwrap(),
+        base: caller.base.clone(),
+    };
+    let other = elsewhere
+        .send(
+            Method::POST,
+            &path,
+            "brokkr_agent_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::UNAUTHORIZED, "{other:?}");
 }

@@ -774,6 +774,177 @@ pub async fn webhooks_are_stored_listed_and_deleted(store: Arc<dyn Store>) {
     assert_eq!(store.list_webhooks().await.unwrap(), [second]);
 }
 
+pub async fn health_transitions_reach_the_outbox_in_order(store: Arc<dyn Store>) {
+    let (a, _, o) = world(store.as_ref()).await;
+    assert_eq!(store.last_event_seq().await.unwrap(), 0);
+    let write = |status, at| {
+        let store = Arc::clone(&store);
+        let r = record(a.id, o.id, status, at);
+        async move { store.upsert_health(&[r], t0() - secs(150)).await.unwrap() }
+    };
+    write(Health::Failing, t0()).await; // first verdict: an event
+    write(Health::Failing, t0() + secs(10)).await; // unchanged: none
+    let refreshed = store
+        .upsert_health(
+            &[record(a.id, o.id, Health::Failing, t0() + secs(20))],
+            t0() + secs(30),
+        )
+        .await
+        .unwrap();
+    assert!(
+        refreshed[0].is_written(),
+        "rewritten, same status: no event"
+    );
+    write(Health::Healthy, t0() + secs(40)).await; // a change: an event
+    write(Health::Degraded, t0() + secs(5)).await; // older: ignored, none
+    let events = store.events_after(0, 100).await.unwrap();
+    let shapes: Vec<_> = events
+        .iter()
+        .map(|e| match &e.event {
+            crate::events::FleetEvent::HealthChanged {
+                deployment_object_id,
+                agent_id,
+                from,
+                to,
+                top_finding,
+                ..
+            } => {
+                assert_eq!((*deployment_object_id, *agent_id), (o.id, a.id));
+                assert_eq!(top_finding.as_deref(), Some("CrashLoopBackOff"));
+                (*from, *to)
+            }
+            other @ crate::events::FleetEvent::AgentStalenessChanged { .. } => {
+                panic!("unexpected {other:?}")
+            }
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            (None, Health::Failing),
+            (Some(Health::Failing), Health::Healthy)
+        ]
+    );
+    assert!(events[0].seq > 0 && events[1].seq > events[0].seq);
+    assert_eq!(store.last_event_seq().await.unwrap(), events[1].seq);
+    assert_eq!(
+        store.events_after(events[0].seq, 100).await.unwrap(),
+        events[1..]
+    );
+    assert_eq!(store.events_after(0, 1).await.unwrap(), events[..1]);
+    // Retention: events before a time are deleted, the rest stay.
+    assert_eq!(store.delete_events_before(t0() + secs(1)).await.unwrap(), 1);
+    assert_eq!(store.events_after(0, 100).await.unwrap(), events[1..]);
+}
+
+/// Several replicas announce the same staleness change and claim the same deliveries
+/// at once: one event per change, one claim per delivery.
+pub async fn outbox_decisions_hold_across_replicas(first: Arc<dyn Store>, second: Arc<dyn Store>) {
+    use crate::staleness::Staleness;
+    let a = agent("edge-1");
+    first.insert_agent(&a, &pak(1)).await.unwrap();
+    // The first announcement only records the state.
+    assert_eq!(
+        first
+            .announce_staleness(a.id, Staleness::Fresh, t0())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        second
+            .announce_staleness(a.id, Staleness::Fresh, t0())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        first
+            .announce_staleness(AgentId::new(), Staleness::Lost, t0())
+            .await
+            .unwrap(),
+        None
+    );
+    let mut tasks = Vec::new();
+    for n in 0..20 {
+        let store = if n % 2 == 0 {
+            Arc::clone(&first)
+        } else {
+            Arc::clone(&second)
+        };
+        let agent = a.id;
+        tasks.push(tokio::spawn(async move {
+            store
+                .announce_staleness(agent, Staleness::Stale, t0() + secs(100))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut announced = Vec::new();
+    for task in tasks {
+        announced.extend(task.await.unwrap());
+    }
+    assert_eq!(
+        announced.len(),
+        1,
+        "one event for one change: {announced:?}"
+    );
+    assert_eq!(
+        announced[0].event,
+        crate::events::FleetEvent::AgentStalenessChanged {
+            agent_id: a.id,
+            from: Staleness::Fresh,
+            to: Staleness::Stale,
+            at: t0() + secs(100),
+        }
+    );
+    assert_eq!(first.events_after(0, 10).await.unwrap(), announced);
+    let back = second
+        .announce_staleness(a.id, Staleness::Fresh, t0() + secs(200))
+        .await
+        .unwrap()
+        .expect("a change back is a change");
+    assert!(back.seq > announced[0].seq);
+
+    let hook = crate::events::NewWebhook {
+        url: "https://a.example/hook".to_owned(),
+        secret: "0123456789abcdef-secret".to_owned(),
+        events: vec!["agent.stale".to_owned()],
+    }
+    .into_webhook(t0());
+    first.insert_webhook(&hook).await.unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..20 {
+        let store = if n % 2 == 0 {
+            Arc::clone(&first)
+        } else {
+            Arc::clone(&second)
+        };
+        let (id, seq) = (hook.id, announced[0].seq);
+        tasks.push(tokio::spawn(async move {
+            store.claim_event_delivery(id, seq, t0()).await.unwrap()
+        }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        won += usize::from(task.await.unwrap());
+    }
+    assert_eq!(won, 1, "one replica delivers");
+    assert!(
+        first
+            .claim_event_delivery(hook.id, back.seq, t0())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !first
+            .claim_event_delivery(crate::ids::WebhookId::new(), back.seq, t0())
+            .await
+            .unwrap(),
+        "no such webhook: nothing to deliver"
+    );
+}
+
 /// 50 claimers through two handles of one store race for 100 requests: every request is
 /// claimed exactly once.
 pub async fn concurrent_claims_have_one_winner(first: Arc<dyn Store>, second: Arc<dyn Store>) {
@@ -885,6 +1056,14 @@ macro_rules! store_conformance_tests {
             contract!(diagnostics_expire_and_are_cleaned_up_once);
             contract!(fleet_rollup_counts_staleness_and_capacity);
             contract!(webhooks_are_stored_listed_and_deleted);
+            contract!(health_transitions_reach_the_outbox_in_order);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn outbox_decisions_hold_across_replicas() {
+                let first = $factory.await;
+                let second = $second(&first).await;
+                c::outbox_decisions_hold_across_replicas(first, second).await;
+            }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_claims_have_one_winner() {

@@ -11,17 +11,18 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AgentLiveness, AgentStore, CatalogStore, DeliveryStore, DiagnosticCounts, DiagnosticStore,
-    FleetRollup, FleetStore, HealthStore, HeartbeatRecord, Page, PageRequest, PakHash,
+    EventStore, FleetRollup, FleetStore, HealthStore, HeartbeatRecord, Page, PageRequest, PakHash,
     ResultOutcome, Store, UpsertOutcome, WebhookStore, WorkOrderStore,
 };
 use crate::Result;
 use crate::diagnostics::{ClaimOutcome, DiagnosticRequest};
-use crate::events::Webhook;
+use crate::events::{StoredEvent, Webhook};
 use crate::ids::{AgentId, DeploymentObjectId, DiagnosticId, StackId, WebhookId, WorkOrderId};
 use crate::model::{
     Agent, Delivery, DeploymentObject, DeploymentStatusEvent, DiagnosticOutcome, HealthRecord,
     Stack, Target, WorkOrder,
 };
+use crate::staleness::Staleness;
 
 /// Told about every store operation: its name (the trait method's), how long it took,
 /// and whether it succeeded.
@@ -392,6 +393,53 @@ impl<S: Store + ?Sized> FleetStore for MeteredStore<S> {
 
     async fn ping(&self) -> Result<()> {
         self.timed("ping", self.inner.ping()).await
+    }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> EventStore for MeteredStore<S> {
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.timed("events_after", self.inner.events_after(after, limit))
+            .await
+    }
+
+    async fn last_event_seq(&self) -> Result<u64> {
+        self.timed("last_event_seq", self.inner.last_event_seq())
+            .await
+    }
+
+    async fn announce_staleness(
+        &self,
+        agent: AgentId,
+        state: Staleness,
+        at: DateTime<Utc>,
+    ) -> Result<Option<StoredEvent>> {
+        self.timed(
+            "announce_staleness",
+            self.inner.announce_staleness(agent, state, at),
+        )
+        .await
+    }
+
+    async fn claim_event_delivery(
+        &self,
+        webhook: WebhookId,
+        seq: u64,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.timed(
+            "claim_event_delivery",
+            self.inner.claim_event_delivery(webhook, seq, at),
+        )
+        .await
+    }
+
+    async fn delete_events_before(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.timed(
+            "delete_events_before",
+            self.inner.delete_events_before(before),
+        )
+        .await
     }
 }
 

@@ -259,6 +259,48 @@ pub trait WebhookStore: Send + Sync {
     async fn delete_webhook(&self, id: crate::ids::WebhookId) -> Result<bool>;
 }
 
+/// The events outbox: fleet events in one order for every broker replica.
+///
+/// Health transitions are written by [`HealthStore::upsert_health`] itself, in the same
+/// write as the verdicts (see [`FleetEvent::health_transition`](crate::events::FleetEvent::health_transition)):
+/// an event exists exactly when its verdict was stored. Sequence numbers increase in
+/// commit order, so a reader that has seen `n` never later finds an event below `n`.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Events after `after`, oldest first, at most `limit`.
+    async fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::events::StoredEvent>>;
+
+    /// The newest sequence number (0 when there is none).
+    async fn last_event_seq(&self) -> Result<u64>;
+
+    /// Tells the store that `agent` is now `state`. The first announcement for an agent
+    /// only records it; a later one that differs from the recorded state records it and
+    /// writes an `AgentStalenessChanged` event, returned. Announcing the same change
+    /// from several replicas at once writes one event.
+    async fn announce_staleness(
+        &self,
+        agent: AgentId,
+        state: crate::staleness::Staleness,
+        at: DateTime<Utc>,
+    ) -> Result<Option<crate::events::StoredEvent>>;
+
+    /// Claims the delivery of event `seq` to `webhook`: `true` for exactly one caller,
+    /// whichever replica asks first.
+    async fn claim_event_delivery(
+        &self,
+        webhook: crate::ids::WebhookId,
+        seq: u64,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Deletes events created before `before` (and their delivery claims); how many.
+    async fn delete_events_before(&self, before: DateTime<Utc>) -> Result<u64>;
+}
+
 /// The latest health verdict per agent × deployment object.
 #[async_trait]
 pub trait HealthStore: Send + Sync {
@@ -443,6 +485,7 @@ pub trait FleetStore: Send + Sync {
 /// Everything the broker persists.
 pub trait Store:
     WebhookStore
+    + EventStore
     + AgentStore
     + CatalogStore
     + DeliveryStore
@@ -457,6 +500,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: WebhookStore
+        + EventStore
         + AgentStore
         + CatalogStore
         + DeliveryStore

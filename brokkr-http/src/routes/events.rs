@@ -10,13 +10,13 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
-use crate::events::{EventHub, Numbered};
+use crate::events::Numbered;
 use crate::extract::Caller;
 use crate::problem::{ApiError, ErrorResponses};
 
-fn sse(hub: &EventHub, numbered: &Numbered) -> Event {
+fn sse(numbered: &Numbered) -> Event {
     let event = Event::default()
-        .id(hub.event_id(numbered.id))
+        .id(numbered.id.to_string())
         .event(numbered.event.name());
     event
         .json_data(&numbered.event)
@@ -29,13 +29,25 @@ fn gap(detail: &str) -> Event {
         .data(json!({"detail": detail}).to_string())
 }
 
+/// One server-sent event as a client parses it off the stream.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: the stream is written by axum's `Sse`
+pub(crate) struct ServerSentEvent {
+    /// The event's id in the outbox (absent on `gap`).
+    id: Option<String>,
+    /// The event type, e.g. `health.failing`, or `gap`.
+    event: Option<String>,
+    /// The event as JSON text (`FleetEvent`), or `{"detail": ...}` for `gap`.
+    data: String,
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/events",
     tag = "events",
-    params(("Last-Event-ID" = Option<u64>, Header, description = "resume after this event")),
+    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event id (an id that is not one of ours gets a `gap` and then what is kept)")),
     responses(
-        (status = 200, description = "server-sent events: `health.failing`, `health.degraded`, `health.recovered`, `health.unknown`, `health.reported`, `agent.stale`, `agent.lost`, `agent.fresh` (data: the event as JSON), and `gap` when events were missed", content_type = "text/event-stream", body = String),
+        (status = 200, description = "server-sent events: `health.failing`, `health.degraded`, `health.recovered`, `health.unknown`, `health.reported`, `agent.stale`, `agent.lost`, `agent.fresh` (data: the event as JSON), and `gap` when events were missed", content_type = "text/event-stream", body = ServerSentEvent),
         ErrorResponses,
     ),
     security(("bearer" = []))
@@ -51,28 +63,29 @@ pub(crate) async fn stream_events(
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
     let hub = state.telemetry.events.clone();
-    let subscription = hub.subscribe(last_seen);
+    hub.ensure_relay(state.broker.clone());
+    let subscription = hub.subscribe(last_seen, &state.broker).await?;
     let mut head = Vec::new();
     if subscription.gap {
         head.push(Ok(gap("events were missed; reload the current state")));
     }
-    head.extend(subscription.backlog.iter().map(|e| Ok(sse(&hub, e))));
+    head.extend(subscription.backlog.iter().map(|e| Ok(sse(e))));
     let closed = hub.closed();
     let live = stream::unfold(
-        (subscription.live, subscription.after, hub),
-        |(mut live, after, hub)| async move {
+        (subscription.live, subscription.after),
+        |(mut live, after)| async move {
             loop {
                 match live.recv().await {
-                    // Already in the ring when subscribing: sent from the backlog, or
-                    // older than what the subscriber asked for.
+                    // Sent from the backlog already, or older than what the subscriber
+                    // asked for.
                     Ok(e) if e.id <= after => {}
                     Ok(e) => {
-                        let event = sse(&hub, &e);
-                        return Some((Ok(event), (live, e.id, hub)));
+                        let event = sse(&e);
+                        return Some((Ok(event), (live, e.id)));
                     }
                     Err(RecvError::Lagged(missed)) => {
                         let detail = format!("{missed} events were missed by a slow reader");
-                        return Some((Ok(gap(&detail)), (live, after, hub)));
+                        return Some((Ok(gap(&detail)), (live, after)));
                     }
                     Err(RecvError::Closed) => return None,
                 }
