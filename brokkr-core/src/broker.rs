@@ -1277,17 +1277,18 @@ impl<S: Store + ?Sized> Broker<S> {
         self.store_ref().last_event_seq().await
     }
 
-    /// Tells the store what staleness `agent` is in now (the staleness watcher, on any
-    /// replica); the event when this announcement changed it.
+    /// Tells the store what staleness `agent` was in when observed at `observed_at` (the
+    /// staleness watcher, on any replica); the event when this announcement changed it.
     pub async fn announce_staleness(
         &self,
         who: &Principal,
         agent: AgentId,
         state: Staleness,
+        observed_at: DateTime<Utc>,
     ) -> Result<Option<StoredEvent>> {
         who.require_admin()?;
         self.store_ref()
-            .announce_staleness(agent, state, self.now())
+            .announce_staleness(agent, state, observed_at)
             .await
     }
 

@@ -71,6 +71,13 @@ impl FleetEvent {
 }
 
 impl FleetEvent {
+    /// When it happened (stored, or noticed).
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            Self::HealthChanged { at, .. } | Self::AgentStalenessChanged { at, .. } => *at,
+        }
+    }
+
     /// The event a health write produces: `Some` when `record` is written over a verdict
     /// of another status (`previous`), or is the first verdict (`previous` is `None`).
     pub fn health_transition(

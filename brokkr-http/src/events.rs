@@ -157,7 +157,7 @@ impl EventHub {
                 after: ring_last,
             });
         };
-        if oldest.is_some_and(|oldest| last + 1 >= oldest) {
+        if last <= ring_last && oldest.is_some_and(|oldest| last.saturating_add(1) >= oldest) {
             // The ring holds everything after `last`.
             return Ok(Subscription {
                 backlog: ring_events.into_iter().filter(|e| e.id > last).collect(),
@@ -167,6 +167,26 @@ impl EventHub {
             });
         }
         // Older than the ring (or the ring is still empty after a restart): the outbox.
+        let head = broker.last_event_seq(&Principal::Admin).await?;
+        if last > head {
+            // Not an id of this outbox (a restarted in-memory broker, a restored
+            // database): everything from now on, after a reload.
+            return Ok(Subscription {
+                backlog: Vec::new(),
+                gap: true,
+                live,
+                after: ring_last,
+            });
+        }
+        if head - last > RESUME_LIMIT as u64 {
+            // Too far behind to catch up event by event: reload, then follow live.
+            return Ok(Subscription {
+                backlog: Vec::new(),
+                gap: true,
+                live,
+                after: head.max(ring_last),
+            });
+        }
         let mut backlog: Vec<Numbered> = Vec::new();
         let mut cursor = last;
         let mut gap = false;
@@ -174,10 +194,10 @@ impl EventHub {
             let page = broker.events_after(&Principal::Admin, cursor, 1000).await?;
             if cursor == last
                 && let Some(first) = page.first()
-                && first.seq > last + 1
-                && last > 0
+                && first.seq > last.saturating_add(1)
             {
-                // Deleted by retention (or never existed on this database).
+                // Deleted by retention. (A number skipped by a transaction that failed
+                // after drawing it looks the same: a needless reload, nothing lost.)
                 gap = true;
             }
             let full = page.len() == 1000;
@@ -189,10 +209,6 @@ impl EventHub {
                 break;
             }
             if backlog.len() >= RESUME_LIMIT {
-                // Too far behind to catch up event by event: reload, then follow live.
-                gap = true;
-                backlog.clear();
-                cursor = broker.last_event_seq(&Principal::Admin).await?;
                 break;
             }
         }
@@ -271,6 +287,9 @@ impl EventHub {
     }
 }
 
+/// Every this many passes the staleness watcher announces every agent again.
+const REANNOUNCE_EVERY: u64 = 20;
+
 /// Watches agents' staleness and announces every agent whose state differs from what
 /// this watcher last saw (all of them on the first pass) to the store, which writes an
 /// event only for a real change: several replicas may watch, each change is one event,
@@ -282,8 +301,17 @@ pub fn spawn_staleness_watch(
     tokio::spawn(async move {
         let mut known: HashMap<AgentId, Staleness> = HashMap::new();
         let mut ticker = tokio::time::interval(every);
+        let mut pass = 0u64;
         loop {
             ticker.tick().await;
+            // Now and then every agent is announced again: another replica may have
+            // recorded a state this one never saw change (and then gone away).
+            if pass.is_multiple_of(REANNOUNCE_EVERY) {
+                known.clear();
+            }
+            pass += 1;
+            // As of before the listing: the states are at least this recent.
+            let observed_at = broker.now();
             match current_staleness(&broker).await {
                 Ok(now) => {
                     for (agent, state) in &now {
@@ -291,7 +319,7 @@ pub fn spawn_staleness_watch(
                             continue;
                         }
                         match broker
-                            .announce_staleness(&Principal::Admin, *agent, *state)
+                            .announce_staleness(&Principal::Admin, *agent, *state, observed_at)
                             .await
                         {
                             Ok(_) => {

@@ -146,7 +146,29 @@ pub fn spawn_webhook_dispatcher(
                 },
             };
             let name = event.event.name();
-            for hook in hooks.iter().filter(|h| h.events.iter().any(|e| e == name)) {
+            // A subscription gets what happened after it was made, nothing older.
+            let at = event.event.at();
+            for hook in hooks
+                .iter()
+                .filter(|h| h.created_at <= at && h.events.iter().any(|e| e == name))
+            {
+                // Every replica relays every event (and replays its ring's worth when it
+                // starts): only the one that claims a delivery sends it. Claimed here, in
+                // order, so a replay costs one quick insert per event and nothing else.
+                match broker
+                    .claim_event_delivery(&Principal::Admin, hook.id, event.id)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(error) => {
+                        tracing::warn!(webhook = %hook.id, %error, "delivery not claimed; dropped");
+                        if let Some(m) = &metrics {
+                            m.webhook_dropped(1);
+                        }
+                        continue;
+                    }
+                }
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
                     tracing::warn!(webhook = %hook.id, "too many webhook deliveries in flight; dropped");
                     if let Some(m) = &metrics {
@@ -185,22 +207,6 @@ struct Delivery {
 
 impl Delivery {
     async fn run(self) {
-        // Every replica relays every event: only the one that claims it delivers.
-        match self
-            .broker
-            .claim_event_delivery(&Principal::Admin, self.hook.id, self.event.id)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(error) => {
-                tracing::warn!(webhook = %self.hook.id, %error, "delivery not claimed; dropped");
-                if let Some(m) = &self.metrics {
-                    m.webhook_dropped(1);
-                }
-                return;
-            }
-        }
         let Ok(body) = serde_json::to_vec(&self.event.event) else {
             return;
         };

@@ -279,14 +279,39 @@ async fn every_replica_serves_the_same_events_under_the_same_ids() {
 #[tokio::test]
 async fn after_a_restart_a_subscriber_resumes_from_the_outbox() {
     let w = world().await;
-    w.report("healthy").await;
-    w.clock.advance(chrono::Duration::seconds(60));
-    w.report("degraded").await;
-    // A new process: a new hub with an empty ring, the same store.
+    // More events than the new process's ring holds (1024): resuming from early on can
+    // only be served from the outbox.
+    for n in 0..1100 {
+        w.clock.advance(chrono::Duration::seconds(1));
+        let status = if n % 2 == 0 { "healthy" } else { "degraded" };
+        assert_eq!(w.report(status).await, StatusCode::OK);
+    }
     let restarted = w.replica();
-    let text = read_events(&restarted, Some("1"), 1).await;
-    assert!(text.contains("id: 2\nevent: health.degraded\n"), "{text}");
-    assert!(!text.contains("event: gap"), "{text}");
+    let text = read_events(&restarted, Some("5"), 1095).await;
+    assert!(!text.contains("event: gap"), "{}", &text[..300]);
+    let ids: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|id| id.parse().unwrap())
+        .collect();
+    assert_eq!(ids, (6..=1100).collect::<Vec<u64>>());
+}
+
+#[tokio::test]
+async fn an_id_beyond_the_outbox_gets_a_gap_and_then_new_events() {
+    let w = world().await;
+    w.report("degraded").await;
+    // E.g. an id from before an in-memory broker restarted: numbering began again.
+    let reader = {
+        let app = w.app.clone();
+        tokio::spawn(async move { read_events(&app, Some("5000"), 2).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.clock.advance(chrono::Duration::seconds(60));
+    w.report("failing").await;
+    let text = reader.await.unwrap();
+    assert!(text.contains("event: gap\n"), "{text}");
+    assert!(text.contains("id: 2\nevent: health.failing\n"), "{text}");
 }
 
 #[tokio::test]

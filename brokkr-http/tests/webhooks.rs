@@ -63,9 +63,21 @@ async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<Received>>>) {
 
 struct World {
     app: Router,
+    broker: Broker<dyn Store>,
     agent: String,
     key: String,
     object: String,
+}
+
+/// Another broker over the same store.
+fn replica_of(broker: &Broker<dyn Store>) -> Broker<dyn Store> {
+    Broker::new(
+        broker.store().clone(),
+        Arc::new(SystemClock),
+        hash_pak(ADMIN),
+        BrokerConfig::default(),
+    )
+    .unwrap()
 }
 
 async fn world(config: WebhookConfig) -> World {
@@ -88,18 +100,14 @@ async fn world(config: WebhookConfig) -> World {
     let app = router_with(broker.clone(), &HttpConfig::default(), telemetry.clone());
     // A second replica on the same store dispatches too: every test also checks that a
     // delivery goes out once, not once per replica.
-    let replica = Broker::new(
-        broker.store().clone(),
-        Arc::new(SystemClock),
-        hash_pak(ADMIN),
-        BrokerConfig::default(),
-    )
-    .unwrap();
+    let replica = replica_of(&broker);
     let replica_telemetry = Telemetry::new_default();
     spawn_webhook_dispatcher(replica, &replica_telemetry, config.clone());
+    let spare = replica_of(&broker);
     spawn_webhook_dispatcher(broker, &telemetry, config);
     World {
         app,
+        broker: spare,
         agent: agent.agent.id.to_string(),
         key: agent.pak.expose().to_owned(),
         object: object.id.to_string(),
@@ -259,6 +267,39 @@ async fn a_failing_receiver_gets_the_delivery_again() {
     assert_eq!(received.len(), 1, "delivered on the third try");
     let delivery = received[0].headers["x-brokkr-delivery"].to_str().unwrap();
     assert_eq!(delivery, "1", "the event's id in the outbox");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_starts_later_does_not_resend_old_events() {
+    let w = world(WebhookConfig {
+        refresh: Duration::ZERO,
+        ..WebhookConfig::default()
+    })
+    .await;
+    let (url, got) = receiver(0).await;
+    call(
+        &w.app,
+        "POST",
+        "/api/v1/webhooks",
+        ADMIN,
+        Some(json!({"url": url, "secret": SECRET, "events": ["health.degraded"]})),
+    )
+    .await;
+    w.report("degraded").await;
+    assert_eq!(wait_for(&got, 1).await.len(), 1);
+    // A rolling deploy: a new replica starts; its relay replays the recent events into
+    // its ring, but they were delivered already.
+    let telemetry = Telemetry::new_default();
+    spawn_webhook_dispatcher(
+        replica_of(&w.broker),
+        &telemetry,
+        WebhookConfig {
+            refresh: Duration::ZERO,
+            ..WebhookConfig::default()
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(got.lock().unwrap().len(), 1, "an old event was sent again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

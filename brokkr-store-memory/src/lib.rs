@@ -58,8 +58,8 @@ struct State {
     events: std::collections::VecDeque<(StoredEvent, DateTime<Utc>)>,
     /// The last sequence number handed out.
     event_seq: u64,
-    /// Staleness last announced per agent.
-    announced: HashMap<AgentId, Staleness>,
+    /// Staleness last announced per agent, and as of when.
+    announced: HashMap<AgentId, (Staleness, DateTime<Utc>)>,
     /// Claimed event deliveries per webhook and event, with when.
     event_claims: HashMap<(WebhookId, u64), DateTime<Utc>>,
 }
@@ -697,7 +697,13 @@ impl EventStore for MemoryStore {
         if !state.agents.contains_key(&agent) {
             return Ok(None);
         }
-        match state.announced.insert(agent, state_now) {
+        let before = state.announced.get(&agent).copied();
+        // A slow replica's observation must not undo a newer one.
+        if before.is_some_and(|(_, known)| at < known) {
+            return Ok(None);
+        }
+        state.announced.insert(agent, (state_now, at));
+        match before.map(|(s, _)| s) {
             Some(before) if before != state_now => Ok(Some(state.append_event(
                 FleetEvent::AgentStalenessChanged {
                     agent_id: agent,
@@ -718,7 +724,11 @@ impl EventStore for MemoryStore {
         at: DateTime<Utc>,
     ) -> Result<bool> {
         let mut state = self.write();
-        if !state.webhooks.contains_key(&webhook) {
+        let retained = state
+            .events
+            .binary_search_by_key(&seq, |(e, _)| e.seq)
+            .is_ok();
+        if !state.webhooks.contains_key(&webhook) || !retained {
             return Ok(false);
         }
         Ok(state.event_claims.insert((webhook, seq), at).is_none())
@@ -728,7 +738,9 @@ impl EventStore for MemoryStore {
         let mut state = self.write();
         let kept_before = state.events.len();
         state.events.retain(|(_, at)| *at >= before);
-        state.event_claims.retain(|_, claimed| *claimed >= before);
+        // Claims go with their events.
+        let oldest = state.events.front().map_or(u64::MAX, |(e, _)| e.seq);
+        state.event_claims.retain(|(_, seq), _| *seq >= oldest);
         Ok((kept_before - state.events.len()) as u64)
     }
 }

@@ -8,15 +8,17 @@ CREATE TABLE fleet_events (
 );
 CREATE INDEX fleet_events_created_at ON fleet_events (created_at);
 
--- The staleness last announced per agent: a replica's watcher writes an event only when
--- it changes this column, so one change gives one event however many replicas watch.
+-- The staleness last announced per agent, and as of when: a replica's watcher writes an
+-- event only when it changes the state, so one change gives one event however many
+-- replicas watch, and an observation older than the recorded one is not applied.
 ALTER TABLE agent_liveness ADD COLUMN announced_staleness text;
+ALTER TABLE agent_liveness ADD COLUMN announced_at timestamptz;
 
 -- Who delivers event `event_seq` to a webhook: the replica whose insert succeeded.
 CREATE TABLE webhook_event_claims (
     webhook_id uuid NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
-    event_seq  bigint NOT NULL,
+    event_seq  bigint NOT NULL REFERENCES fleet_events (seq) ON DELETE CASCADE,
     claimed_at timestamptz NOT NULL,
     PRIMARY KEY (webhook_id, event_seq)
 );
-CREATE INDEX webhook_event_claims_claimed_at ON webhook_event_claims (claimed_at);
+CREATE INDEX webhook_event_claims_event_seq ON webhook_event_claims (event_seq);

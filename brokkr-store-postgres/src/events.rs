@@ -64,15 +64,17 @@ impl EventStore for PgStore {
                 .fetch_all(&self.pool)
                 .await
                 .db()?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredEvent {
-                    seq: seq(get(row, "seq")?),
-                    event: serde_json::from_value(get(row, "body")?)
-                        .map_err(|e| corrupt("body", e))?,
-                })
-            })
-            .collect()
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let seq = seq(get(row, "seq")?);
+            // An event this version cannot read (written by a newer replica during a
+            // rolling upgrade) is skipped, not allowed to stop every reader behind it.
+            match serde_json::from_value(get(row, "body")?) {
+                Ok(event) => events.push(StoredEvent { seq, event }),
+                Err(error) => tracing::warn!(seq, %error, "skipping an unreadable fleet event"),
+            }
+        }
+        Ok(events)
     }
 
     async fn last_event_seq(&self) -> Result<u64> {
@@ -93,7 +95,8 @@ impl EventStore for PgStore {
         // The row lock makes concurrent announcements of one agent take turns: the
         // second sees what the first recorded.
         let row = sqlx::query(
-            "SELECT announced_staleness FROM agent_liveness WHERE agent_id = $1 FOR UPDATE",
+            "SELECT announced_staleness, announced_at FROM agent_liveness
+             WHERE agent_id = $1 FOR UPDATE",
         )
         .bind(agent.0)
         .fetch_optional(&mut *tx)
@@ -106,15 +109,25 @@ impl EventStore for PgStore {
         let before: Option<Staleness> = before
             .map(|b| parse("announced_staleness", &b))
             .transpose()?;
-        if before == Some(state) {
+        let announced_at: Option<DateTime<Utc>> = get(&row, "announced_at")?;
+        // A slow replica's observation must not undo a newer one.
+        if announced_at.is_some_and(|known| at < known) {
             return Ok(None);
         }
-        sqlx::query("UPDATE agent_liveness SET announced_staleness = $2 WHERE agent_id = $1")
-            .bind(agent.0)
-            .bind(text(&state))
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        sqlx::query(
+            "UPDATE agent_liveness SET announced_staleness = $2, announced_at = $3
+             WHERE agent_id = $1",
+        )
+        .bind(agent.0)
+        .bind(text(&state))
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        if before == Some(state) {
+            tx.commit().await.db()?;
+            return Ok(None);
+        }
         let stored = match before {
             None => None,
             Some(from) => {
@@ -150,25 +163,20 @@ impl EventStore for PgStore {
         .await;
         match done {
             Ok(done) => Ok(done.rows_affected() == 1),
-            // The webhook was deleted between the SELECT and the insert.
+            // The webhook was deleted between the SELECT and the insert, or the event
+            // is past retention.
             Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23503") => Ok(false),
             Err(other) => Err(crate::PgStoreError::Sqlx(other).into()),
         }
     }
 
     async fn delete_events_before(&self, before: DateTime<Utc>) -> Result<u64> {
-        let mut tx = self.pool.begin().await.db()?;
-        sqlx::query("DELETE FROM webhook_event_claims WHERE claimed_at < $1")
-            .bind(before)
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        // Their delivery claims go with them (ON DELETE CASCADE).
         let done = sqlx::query("DELETE FROM fleet_events WHERE created_at < $1")
             .bind(before)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await
             .db()?;
-        tx.commit().await.db()?;
         Ok(done.rows_affected())
     }
 }

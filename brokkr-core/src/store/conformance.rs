@@ -899,6 +899,22 @@ pub async fn outbox_decisions_hold_across_replicas(first: Arc<dyn Store>, second
         }
     );
     assert_eq!(first.events_after(0, 10).await.unwrap(), announced);
+    // A slow replica's older observation does not undo the newer one.
+    assert_eq!(
+        first
+            .announce_staleness(a.id, Staleness::Fresh, t0() + secs(50))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        second
+            .announce_staleness(a.id, Staleness::Stale, t0() + secs(150))
+            .await
+            .unwrap(),
+        None,
+        "still stale: no change"
+    );
     let back = second
         .announce_staleness(a.id, Staleness::Fresh, t0() + secs(200))
         .await
@@ -943,6 +959,103 @@ pub async fn outbox_decisions_hold_across_replicas(first: Arc<dyn Store>, second
             .unwrap(),
         "no such webhook: nothing to deliver"
     );
+    assert!(
+        !first
+            .claim_event_delivery(hook.id, back.seq + 1000, t0())
+            .await
+            .unwrap(),
+        "no such event: nothing to deliver"
+    );
+    // Retention takes the events and their claims.
+    assert_eq!(
+        first.delete_events_before(t0() + secs(1000)).await.unwrap(),
+        2
+    );
+    assert!(
+        !second
+            .claim_event_delivery(hook.id, back.seq, t0())
+            .await
+            .unwrap()
+    );
+}
+
+/// Writers on two handles add events concurrently while a reader polls after its cursor:
+/// the reader never finds an event below a cursor it has passed (sequence numbers become
+/// visible in order), and in the end has seen every event once.
+pub async fn outbox_readers_never_skip_an_event(first: Arc<dyn Store>, second: Arc<dyn Store>) {
+    let s = stack("shop");
+    first.insert_stack(&s).await.unwrap();
+    let mut writers = Vec::new();
+    for n in 0..8u8 {
+        let a = agent(&format!("edge-{n}"));
+        first.insert_agent(&a, &pak(n)).await.unwrap();
+        let o = first.insert_deployment_object(&object(s.id)).await.unwrap();
+        let store = if n % 2 == 0 {
+            Arc::clone(&first)
+        } else {
+            Arc::clone(&second)
+        };
+        writers.push(tokio::spawn(async move {
+            for round in 0..25i64 {
+                // Every write flips the status: every write is an event.
+                let status = if round % 2 == 0 {
+                    Health::Failing
+                } else {
+                    Health::Healthy
+                };
+                let at = t0() + secs(round);
+                store
+                    .upsert_health(&[record(a.id, o.id, status, at)], at)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let store = Arc::clone(&second);
+        let done = Arc::clone(&done);
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut cursor = 0;
+            loop {
+                // Checked before reading: a page read after the writers finished is final.
+                let finished = done.load(std::sync::atomic::Ordering::Acquire);
+                let page = store.events_after(cursor, 7).await.unwrap();
+                if page.is_empty() {
+                    if finished {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    continue;
+                }
+                for event in page {
+                    assert!(
+                        event.seq > cursor,
+                        "out of order after {cursor}: {}",
+                        event.seq
+                    );
+                    cursor = event.seq;
+                    seen.push(event.seq);
+                }
+            }
+            seen
+        })
+    };
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let seen = reader.await.unwrap();
+    let all: Vec<u64> = first
+        .events_after(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(all.len(), 200, "8 writers × 25 transitions");
+    assert_eq!(seen, all, "the polling reader skipped events");
 }
 
 /// 50 claimers through two handles of one store race for 100 requests: every request is
@@ -1057,6 +1170,13 @@ macro_rules! store_conformance_tests {
             contract!(fleet_rollup_counts_staleness_and_capacity);
             contract!(webhooks_are_stored_listed_and_deleted);
             contract!(health_transitions_reach_the_outbox_in_order);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn outbox_readers_never_skip_an_event() {
+                let first = $factory.await;
+                let second = $second(&first).await;
+                c::outbox_readers_never_skip_an_event(first, second).await;
+            }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn outbox_decisions_hold_across_replicas() {

@@ -277,10 +277,12 @@ pub trait EventStore: Send + Sync {
     /// The newest sequence number (0 when there is none).
     async fn last_event_seq(&self) -> Result<u64>;
 
-    /// Tells the store that `agent` is now `state`. The first announcement for an agent
-    /// only records it; a later one that differs from the recorded state records it and
-    /// writes an `AgentStalenessChanged` event, returned. Announcing the same change
-    /// from several replicas at once writes one event.
+    /// Tells the store that `agent` was `state` as observed at `at`. The first
+    /// announcement for an agent only records it; a later one that differs from the
+    /// recorded state records it and writes an `AgentStalenessChanged` event, returned.
+    /// Announcing the same change from several replicas at once writes one event; an
+    /// observation older than the recorded one (a slow replica) is ignored. Unknown
+    /// agents: nothing.
     async fn announce_staleness(
         &self,
         agent: AgentId,
