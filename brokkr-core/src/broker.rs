@@ -666,20 +666,23 @@ impl<S: Store + ?Sized> Broker<S> {
         &self,
         agent: AgentId,
         ids: &[DeploymentObjectId],
-    ) -> Result<HashMap<DeploymentObjectId, std::result::Result<DeploymentObject, String>>> {
+    ) -> Result<HashMap<DeploymentObjectId, std::result::Result<StackId, String>>> {
         let stacks: HashSet<StackId> = self.targeted_stacks(agent).await?.into_iter().collect();
-        let mut out = HashMap::new();
-        for &id in ids {
-            let verdict = match self.store_ref().get_deployment_object(id).await? {
-                None => Err("unknown deployment object".to_owned()),
-                Some(o) if !stacks.contains(&o.stack_id) => {
-                    Err("deployment object of a stack this agent does not target".to_owned())
-                }
-                Some(o) => Ok(o),
-            };
-            out.insert(id, verdict);
-        }
-        Ok(out)
+        // One read for the whole batch, ids only (objects may carry megabytes of YAML).
+        let known = self.store_ref().object_stacks(ids).await?;
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let verdict = match known.get(id) {
+                    None => Err("unknown deployment object".to_owned()),
+                    Some(stack) if !stacks.contains(stack) => {
+                        Err("deployment object of a stack this agent does not target".to_owned())
+                    }
+                    Some(stack) => Ok(*stack),
+                };
+                (*id, verdict)
+            })
+            .collect())
     }
 
     /// Reconcile outcomes (the agent itself). Bad items are rejected one by one; when

@@ -263,6 +263,17 @@ impl CatalogStore for MemoryStore {
         Ok(self.read().objects.get(&id).cloned())
     }
 
+    async fn object_stacks(
+        &self,
+        objects: &[DeploymentObjectId],
+    ) -> Result<HashMap<DeploymentObjectId, StackId>> {
+        let state = self.read();
+        Ok(objects
+            .iter()
+            .filter_map(|id| state.objects.get(id).map(|o| (*id, o.stack_id)))
+            .collect())
+    }
+
     async fn latest_objects(&self, stacks: &[StackId]) -> Result<Vec<DeploymentObject>> {
         let state = self.read();
         Ok(stacks

@@ -123,6 +123,26 @@ impl CatalogStore for PgStore {
         row.as_ref().map(object).transpose()
     }
 
+    async fn object_stacks(
+        &self,
+        objects: &[DeploymentObjectId],
+    ) -> Result<std::collections::HashMap<DeploymentObjectId, StackId>> {
+        let ids: Vec<Uuid> = objects.iter().map(|o| o.0).collect();
+        let rows = sqlx::query("SELECT id, stack_id FROM deployment_objects WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .db()?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    DeploymentObjectId(get(row, "id")?),
+                    StackId(get(row, "stack_id")?),
+                ))
+            })
+            .collect()
+    }
+
     async fn latest_objects(&self, stacks: &[StackId]) -> Result<Vec<DeploymentObject>> {
         let ids: Vec<Uuid> = stacks.iter().map(|s| s.0).collect();
         let rows = sqlx::query(AssertSqlSafe(format!(

@@ -303,6 +303,14 @@ pub async fn deployment_objects_get_increasing_sequence_ids(store: Arc<dyn Store
         .latest_objects(&[s.id, other.id, StackId::new()])
         .await
         .unwrap();
+    assert_eq!(
+        store
+            .object_stacks(&[first.id, second.id, DeploymentObjectId::new()])
+            .await
+            .unwrap(),
+        std::collections::HashMap::from([(first.id, s.id), (second.id, s.id)]),
+        "unknown objects are left out"
+    );
     assert_eq!(latest, vec![second]);
 
     // Concurrent inserts into one stack get distinct sequence ids.

@@ -176,6 +176,14 @@ impl<S: Store + ?Sized> CatalogStore for MeteredStore<S> {
         .await
     }
 
+    async fn object_stacks(
+        &self,
+        objects: &[DeploymentObjectId],
+    ) -> Result<std::collections::HashMap<DeploymentObjectId, StackId>> {
+        self.timed("object_stacks", self.inner.object_stacks(objects))
+            .await
+    }
+
     async fn latest_objects(&self, stacks: &[StackId]) -> Result<Vec<DeploymentObject>> {
         self.timed("latest_objects", self.inner.latest_objects(stacks))
             .await

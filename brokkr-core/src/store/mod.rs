@@ -128,6 +128,13 @@ pub trait CatalogStore: Send + Sync {
         id: DeploymentObjectId,
     ) -> Result<Option<DeploymentObject>>;
 
+    /// The stack of each of `objects` that exists (ids only: no YAML is read), for
+    /// checking a batch in one read.
+    async fn object_stacks(
+        &self,
+        objects: &[DeploymentObjectId],
+    ) -> Result<std::collections::HashMap<DeploymentObjectId, StackId>>;
+
     /// The objects with the highest `sequence_id` of each given stack (stacks without
     /// objects are left out).
     async fn latest_objects(&self, stacks: &[StackId]) -> Result<Vec<DeploymentObject>>;
