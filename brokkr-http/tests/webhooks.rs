@@ -158,6 +158,18 @@ impl World {
             StatusCode::OK
         );
     }
+
+    /// Registers a subscription to `events` at `url` (as the admin): status and body.
+    async fn subscribe(&self, url: &str, events: &[&str]) -> (StatusCode, Value) {
+        call(
+            &self.app,
+            "POST",
+            "/api/v1/webhooks",
+            ADMIN,
+            Some(json!({"url": url, "secret": SECRET, "events": events})),
+        )
+        .await
+    }
 }
 
 async fn wait_for(got: &Arc<Mutex<Vec<Received>>>, n: usize) -> Vec<Received> {
@@ -175,24 +187,10 @@ async fn deliveries_are_signed_filtered_and_registered_over_the_api() {
     let w = world(WebhookConfig::default()).await;
     let (url, got) = receiver(0).await;
     let (other_url, other) = receiver(0).await;
-    let (status, hook) = call(
-        &w.app,
-        "POST",
-        "/api/v1/webhooks",
-        ADMIN,
-        Some(json!({"url": url, "secret": SECRET, "events": ["health.failing"]})),
-    )
-    .await;
+    let (status, hook) = w.subscribe(&url, &["health.failing"]).await;
     assert_eq!(status, StatusCode::CREATED);
     assert!(hook.get("secret").is_none(), "{hook}");
-    call(
-        &w.app,
-        "POST",
-        "/api/v1/webhooks",
-        ADMIN,
-        Some(json!({"url": other_url, "secret": SECRET, "events": ["agent.lost"]})),
-    )
-    .await;
+    w.subscribe(&other_url, &["agent.lost"]).await;
     let (_, listed) = call(&w.app, "GET", "/api/v1/webhooks", ADMIN, None).await;
     assert_eq!(listed["webhooks"].as_array().unwrap().len(), 2);
     assert!(!listed.to_string().contains(SECRET));
@@ -254,14 +252,7 @@ async fn a_failing_receiver_gets_the_delivery_again() {
     })
     .await;
     let (url, got) = receiver(2).await;
-    call(
-        &w.app,
-        "POST",
-        "/api/v1/webhooks",
-        ADMIN,
-        Some(json!({"url": url, "secret": SECRET, "events": ["health.degraded"]})),
-    )
-    .await;
+    w.subscribe(&url, &["health.degraded"]).await;
     w.report("degraded").await;
     let received = wait_for(&got, 1).await;
     assert_eq!(received.len(), 1, "delivered on the third try");
@@ -277,14 +268,7 @@ async fn a_replica_that_starts_later_does_not_resend_old_events() {
     })
     .await;
     let (url, got) = receiver(0).await;
-    call(
-        &w.app,
-        "POST",
-        "/api/v1/webhooks",
-        ADMIN,
-        Some(json!({"url": url, "secret": SECRET, "events": ["health.degraded"]})),
-    )
-    .await;
+    w.subscribe(&url, &["health.degraded"]).await;
     w.report("degraded").await;
     assert_eq!(wait_for(&got, 1).await.len(), 1);
     // A rolling deploy: a new replica starts; its relay replays the recent events into
@@ -311,16 +295,8 @@ async fn two_replicas_deliver_each_event_once() {
     })
     .await;
     let (url, got) = receiver(0).await;
-    call(
-        &w.app,
-        "POST",
-        "/api/v1/webhooks",
-        ADMIN,
-        Some(
-            json!({"url": url, "secret": SECRET, "events": ["health.degraded", "health.failing"]}),
-        ),
-    )
-    .await;
+    w.subscribe(&url, &["health.degraded", "health.failing"])
+        .await;
     w.report("degraded").await;
     w.report("failing").await;
     wait_for(&got, 2).await;

@@ -495,14 +495,13 @@ impl HealthStore for MemoryStore {
             let key = (record.agent_id, record.deployment_object_id);
             let stored = state.health.get(&key);
             let outcome = UpsertOutcome::decide(stored, record, rewrite_before);
-            if outcome.is_written() {
-                let old_status = stored.map(|r| r.status);
-                if let Some(old) = old_status {
+            if let UpsertOutcome::Accepted { previous } = outcome {
+                if let Some(old) = previous {
                     state.health_counts.count_health(old, -1);
                 }
                 state.health_counts.count_health(record.status, 1);
                 state.health.insert(key, record.clone());
-                if let Some(event) = FleetEvent::health_transition(old_status, record) {
+                if let Some(event) = FleetEvent::health_transition(previous, record) {
                     state.append_event(event, record.reported_at);
                 }
             }

@@ -81,10 +81,10 @@ impl HealthStore for PgStore {
         for r in records {
             let old = stored.get(&(r.agent_id, r.deployment_object_id));
             let outcome = UpsertOutcome::decide(old, r, rewrite_before);
-            if outcome.is_written() {
-                events.extend(FleetEvent::health_transition(old.map(|o| o.status), r));
-                if let Some(old) = old {
-                    *deltas.entry(old.status).or_default() -= 1;
+            if let UpsertOutcome::Accepted { previous } = outcome {
+                events.extend(FleetEvent::health_transition(previous, r));
+                if let Some(old) = previous {
+                    *deltas.entry(old).or_default() -= 1;
                 }
                 *deltas.entry(r.status).or_default() += 1;
                 write.push(r);

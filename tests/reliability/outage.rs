@@ -12,12 +12,11 @@ use brokkr::core::clock::SystemClock;
 use brokkr::core::store::Store;
 use brokkr::http::{HttpConfig, router, serve};
 use brokkr::store_postgres::{PgStore, PgStoreOptions};
-use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::support::{ADMIN, Caller, ThrowawayPg, register_agent, stack_for};
-use crate::traffic::{Ledger, admin_traffic, agent_traffic, until};
+use crate::traffic::{Ledger, admin_traffic, agent_traffic, assert_newest_stored, until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_outage_is_reported_survived_and_loses_nothing_acknowledged() {
@@ -167,42 +166,15 @@ async fn a_database_outage_is_reported_survived_and_loses_nothing_acknowledged()
         "acknowledged stacks lost"
     );
     for agent in &agents {
-        let (beat_sent, beats) = ledger.heartbeats[&agent.id];
-        let status = caller
-            .ok(
-                Method::GET,
-                &format!("/api/v1/agents/{}/operational-status", agent.id),
-                ADMIN,
-                None,
-            )
-            .await;
-        let stored: DateTime<Utc> = status["last_heartbeat_at"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!(
-            stored >= beat_sent,
-            "{beats} heartbeats acknowledged, the newest sent at {beat_sent}, stored {stored}"
-        );
-        let (checked_at, reports) = ledger.reports[&agent.id];
-        let health = caller
-            .ok(
-                Method::GET,
-                &format!("/api/v1/agents/{}/health", agent.id),
-                ADMIN,
-                None,
-            )
-            .await;
-        let rows = health["deployment_objects"].as_array().unwrap();
-        assert_eq!(rows.len(), objects.len(), "{health}");
-        for row in rows {
-            let stored: DateTime<Utc> = row["checked_at"].as_str().unwrap().parse().unwrap();
-            assert!(
-                stored >= checked_at - chrono::Duration::milliseconds(1),
-                "{reports} reports acknowledged, the newest checked at {checked_at}, stored {row}"
-            );
-        }
+        assert_newest_stored(
+            &caller,
+            &agent.id,
+            ledger.heartbeats[&agent.id],
+            ledger.reports[&agent.id],
+            objects.len(),
+            "",
+        )
+        .await;
     }
     eprintln!(
         "outage: readyz 503 after {unready:?}, recovered in {recovered:?}; answers {:?}; \

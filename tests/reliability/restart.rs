@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 
 use crate::support::{ADMIN, BrokerProcess, Caller, register_agent, stack_for};
-use crate::traffic::{Ledger, admin_traffic, agent_traffic, diagnostics_traffic};
+use crate::traffic::{
+    Ledger, admin_traffic, agent_traffic, assert_newest_stored, diagnostics_traffic,
+};
 
 /// An agent runtime with short intervals, so a restart shows within seconds.
 fn quick_agent(
@@ -187,56 +189,27 @@ async fn a_killed_broker_loses_nothing_it_acknowledged_and_agents_reconnect() {
         );
     }
     // The silent agents' last acknowledged heartbeat and report, from the old process.
-    for (agent, (sent, beats), (checked_at, reports)) in &silent {
-        let stored = last_heartbeat(&caller, agent).await.unwrap();
-        assert!(
-            stored >= *sent,
-            "{beats} heartbeats acknowledged before the kill, newest sent {sent}, stored {stored}"
-        );
-        let health = caller
-            .ok(
-                Method::GET,
-                &format!("/api/v1/agents/{agent}/health"),
-                ADMIN,
-                None,
-            )
-            .await;
-        let rows = health["deployment_objects"].as_array().unwrap();
-        assert_eq!(rows.len(), objects.len(), "{health}");
-        for row in rows {
-            let stored: DateTime<Utc> = row["checked_at"].as_str().unwrap().parse().unwrap();
-            assert!(
-                stored >= *checked_at - chrono::Duration::milliseconds(1),
-                "{reports} reports acknowledged before the kill, newest checked at \
-                 {checked_at}, stored {row}"
-            );
-        }
+    for (agent, beats, reports) in &silent {
+        assert_newest_stored(
+            &caller,
+            agent,
+            *beats,
+            *reports,
+            objects.len(),
+            " before the kill",
+        )
+        .await;
     }
     for agent in &agents[2..] {
-        let (sent, beats) = ledger.heartbeats[&agent.id];
-        let stored = last_heartbeat(&caller, &agent.id).await.unwrap();
-        assert!(
-            stored >= sent,
-            "{beats} heartbeats acknowledged, newest sent {sent}, stored {stored}"
-        );
-        let (checked_at, reports) = ledger.reports[&agent.id];
-        let health = caller
-            .ok(
-                Method::GET,
-                &format!("/api/v1/agents/{}/health", agent.id),
-                ADMIN,
-                None,
-            )
-            .await;
-        let rows = health["deployment_objects"].as_array().unwrap();
-        assert_eq!(rows.len(), objects.len(), "{health}");
-        for row in rows {
-            let stored: DateTime<Utc> = row["checked_at"].as_str().unwrap().parse().unwrap();
-            assert!(
-                stored >= checked_at - chrono::Duration::milliseconds(1),
-                "{reports} reports acknowledged, newest checked at {checked_at}, stored {row}"
-            );
-        }
+        assert_newest_stored(
+            &caller,
+            &agent.id,
+            ledger.heartbeats[&agent.id],
+            ledger.reports[&agent.id],
+            objects.len(),
+            "",
+        )
+        .await;
     }
     eprintln!(
         "restart: agent back after {reconnected:?}; acknowledged and found: {} results, {} \

@@ -52,6 +52,26 @@ impl Ledger {
     }
 }
 
+/// Sends one request and enters its answer, or that none came, in the ledger.
+async fn send_noted(
+    caller: &Caller,
+    ledger: &Mutex<Ledger>,
+    what: &str,
+    method: Method,
+    path: &str,
+    key: &str,
+    body: Option<serde_json::Value>,
+) -> Option<Answer> {
+    let started = Instant::now();
+    let answer = caller.try_send(method, path, key, body).await;
+    let mut ledger = ledger.lock().unwrap();
+    match &answer {
+        Some(answer) => ledger.note(what, answer, started.elapsed()),
+        None => ledger.unanswered += 1,
+    }
+    answer
+}
+
 pub async fn agent_traffic(
     caller: Caller,
     agent: Registered,
@@ -63,68 +83,52 @@ pub async fn agent_traffic(
     while !stop.load(Ordering::Relaxed) {
         round += 1;
         let sent = Utc::now();
-        let started = Instant::now();
-        let beat = caller
-            .try_send(
-                Method::POST,
-                &format!("/api/v1/agents/{}/heartbeat", agent.id),
-                &agent.key,
-                Some(json!({"node_count": 3})),
-            )
-            .await;
-        if beat.is_none() {
-            ledger.lock().unwrap().unanswered += 1;
-        }
-        if let Some(answer) = beat {
+        let beat = send_noted(
+            &caller,
+            &ledger,
+            "heartbeat",
+            Method::POST,
+            &format!("/api/v1/agents/{}/heartbeat", agent.id),
+            &agent.key,
+            Some(json!({"node_count": 3})),
+        )
+        .await;
+        if beat.is_some_and(|a| a.status == StatusCode::NO_CONTENT) {
             let mut ledger = ledger.lock().unwrap();
-            ledger.note("heartbeat", &answer, started.elapsed());
-            if answer.status == StatusCode::NO_CONTENT {
-                let entry = ledger.heartbeats.entry(agent.id.clone()).or_default();
-                *entry = (sent, entry.1 + 1);
-            }
+            let entry = ledger.heartbeats.entry(agent.id.clone()).or_default();
+            *entry = (sent, entry.1 + 1);
         }
         // What an agent reads each cycle: its target state.
-        let started = Instant::now();
-        match caller
-            .try_send(
-                Method::GET,
-                &format!("/api/v1/agents/{}/target-state", agent.id),
-                &agent.key,
-                None,
-            )
-            .await
-        {
-            Some(answer) => ledger
-                .lock()
-                .unwrap()
-                .note("target state", &answer, started.elapsed()),
-            None => ledger.lock().unwrap().unanswered += 1,
-        }
+        send_noted(
+            &caller,
+            &ledger,
+            "target state",
+            Method::GET,
+            &format!("/api/v1/agents/{}/target-state", agent.id),
+            &agent.key,
+            None,
+        )
+        .await;
         let checked_at = Utc::now();
         let status = if round.is_multiple_of(2) {
             "healthy"
         } else {
             "degraded"
         };
-        let started = Instant::now();
-        let report = caller
-            .try_send(
-                Method::PATCH,
-                &format!("/api/v1/agents/{}/health-status", agent.id),
-                &agent.key,
-                Some(health_report(&objects, status, &checked_at.to_rfc3339())),
-            )
-            .await;
-        if report.is_none() {
-            ledger.lock().unwrap().unanswered += 1;
-        }
-        if let Some(answer) = report {
+        let report = send_noted(
+            &caller,
+            &ledger,
+            "health report",
+            Method::PATCH,
+            &format!("/api/v1/agents/{}/health-status", agent.id),
+            &agent.key,
+            Some(health_report(&objects, status, &checked_at.to_rfc3339())),
+        )
+        .await;
+        if report.is_some_and(|a| a.status == StatusCode::OK) {
             let mut ledger = ledger.lock().unwrap();
-            ledger.note("health report", &answer, started.elapsed());
-            if answer.status == StatusCode::OK {
-                let entry = ledger.reports.entry(agent.id.clone()).or_default();
-                *entry = (checked_at, entry.1 + 1);
-            }
+            let entry = ledger.reports.entry(agent.id.clone()).or_default();
+            *entry = (checked_at, entry.1 + 1);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -134,25 +138,19 @@ pub async fn admin_traffic(caller: Caller, ledger: Arc<Mutex<Ledger>>, stop: Arc
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let started = Instant::now();
-        let answer = caller
-            .try_send(
-                Method::POST,
-                "/api/v1/stacks",
-                ADMIN,
-                Some(json!({"name": format!("stack-{n}")})),
-            )
-            .await;
-        if answer.is_none() {
-            ledger.lock().unwrap().unanswered += 1;
-        }
-        if let Some(answer) = answer {
-            let mut ledger = ledger.lock().unwrap();
-            ledger.note("create stack", &answer, started.elapsed());
-            if answer.status == StatusCode::CREATED {
-                let id = answer.body["id"].as_str().unwrap().parse().unwrap();
-                ledger.stacks.push(id);
-            }
+        let answer = send_noted(
+            &caller,
+            &ledger,
+            "create stack",
+            Method::POST,
+            "/api/v1/stacks",
+            ADMIN,
+            Some(json!({"name": format!("stack-{n}")})),
+        )
+        .await;
+        if let Some(answer) = answer.filter(|a| a.status == StatusCode::CREATED) {
+            let id = answer.body["id"].as_str().unwrap().parse().unwrap();
+            ledger.lock().unwrap().stacks.push(id);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -169,63 +167,97 @@ pub async fn diagnostics_traffic(
 ) {
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let started = Instant::now();
-        let Some(requested) = caller
-            .try_send(
-                Method::POST,
-                &format!("/api/v1/deployment-objects/{object}/diagnostics"),
-                ADMIN,
-                Some(json!({"agent_id": agent.id})),
-            )
-            .await
-        else {
+        let Some(requested) = send_noted(
+            &caller,
+            &ledger,
+            "request diagnostics",
+            Method::POST,
+            &format!("/api/v1/deployment-objects/{object}/diagnostics"),
+            ADMIN,
+            Some(json!({"agent_id": agent.id})),
+        )
+        .await
+        .filter(|a| a.status == StatusCode::ACCEPTED) else {
             continue;
         };
-        ledger
-            .lock()
-            .unwrap()
-            .note("request diagnostics", &requested, started.elapsed());
-        if requested.status != StatusCode::ACCEPTED {
-            continue;
-        }
         let id = requested.body["request_id"].as_str().unwrap().to_owned();
-        let started = Instant::now();
-        let Some(claimed) = caller
-            .try_send(
-                Method::POST,
-                &format!("/api/v1/diagnostics/{id}/claim"),
-                &agent.key,
-                Some(json!({"claim_token": uuid::Uuid::new_v4()})),
-            )
-            .await
-        else {
-            continue;
-        };
-        ledger
-            .lock()
-            .unwrap()
-            .note("claim", &claimed, started.elapsed());
-        if claimed.status != StatusCode::OK {
+        let claimed = send_noted(
+            &caller,
+            &ledger,
+            "claim",
+            Method::POST,
+            &format!("/api/v1/diagnostics/{id}/claim"),
+            &agent.key,
+            Some(json!({"claim_token": uuid::Uuid::new_v4()})),
+        )
+        .await;
+        if claimed.is_none_or(|a| a.status != StatusCode::OK) {
             continue;
         }
-        let started = Instant::now();
         let bundle = json!({"collected_at": Utc::now().to_rfc3339(), "pod_statuses": [],
                             "events": [], "log_tails": {"web-1/app": ["started"]}});
-        if let Some(posted) = caller
-            .try_send(
-                Method::POST,
-                &format!("/api/v1/diagnostics/{id}/result"),
-                &agent.key,
-                Some(bundle),
-            )
-            .await
-        {
-            let mut ledger = ledger.lock().unwrap();
-            ledger.note("result", &posted, started.elapsed());
-            if posted.status == StatusCode::CREATED {
-                ledger.results.push(id);
-            }
+        let posted = send_noted(
+            &caller,
+            &ledger,
+            "result",
+            Method::POST,
+            &format!("/api/v1/diagnostics/{id}/result"),
+            &agent.key,
+            Some(bundle),
+        )
+        .await;
+        if posted.is_some_and(|a| a.status == StatusCode::CREATED) {
+            ledger.lock().unwrap().results.push(id);
         }
+    }
+}
+
+/// Asserts that `agent`'s newest acknowledged heartbeat and health report (as the
+/// ledger has them) are what the broker stores, or newer; `when` says which
+/// acknowledgements in the messages.
+pub async fn assert_newest_stored(
+    caller: &Caller,
+    agent: &str,
+    (sent, beats): (DateTime<Utc>, u64),
+    (checked_at, reports): (DateTime<Utc>, u64),
+    objects: usize,
+    when: &str,
+) {
+    let status = caller
+        .ok(
+            Method::GET,
+            &format!("/api/v1/agents/{agent}/operational-status"),
+            ADMIN,
+            None,
+        )
+        .await;
+    let stored: DateTime<Utc> = status["last_heartbeat_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        stored >= sent,
+        "{beats} heartbeats acknowledged{when}, the newest sent at {sent}, stored {stored}"
+    );
+    let health = caller
+        .ok(
+            Method::GET,
+            &format!("/api/v1/agents/{agent}/health"),
+            ADMIN,
+            None,
+        )
+        .await;
+    let rows = health["deployment_objects"].as_array().unwrap();
+    assert_eq!(rows.len(), objects, "{health}");
+    for row in rows {
+        let stored: DateTime<Utc> = row["checked_at"].as_str().unwrap().parse().unwrap();
+        // Stored with microseconds: a nanosecond `checked_at` reads back a little lower.
+        assert!(
+            stored >= checked_at - chrono::Duration::milliseconds(1),
+            "{reports} reports acknowledged{when}, the newest checked at {checked_at}, \
+             stored {row}"
+        );
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::server::{Served, serve_memory};
+use crate::server::{Served, exchange, serve_memory};
 use crate::support::{ADMIN, Caller, Registered, register_agent, stack_for};
 
 /// Who may call a route.
@@ -311,28 +311,11 @@ pub fn calls(w: &World) -> Vec<Call> {
 
 /// The status of one call; an event stream is not read past its headers.
 async fn status_of(caller: &Caller, call: &Call, key: Option<&str>) -> (StatusCode, String) {
-    let mut request = caller
-        .http
-        .request(call.method.clone(), format!("{}{}", caller.base, call.path));
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    if let Some(body) = &call.body {
-        request = request.json(body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    if content_type.starts_with("text/event-stream") {
-        return (status, content_type);
-    }
-    let body = response.text().await.unwrap();
-    (status, format!("{content_type} {body}"))
+    let body = call.body.as_ref().map(|b| b.to_string().into_bytes());
+    let (status, content_type, text) = exchange(caller, call.method.clone(), &call.path, key, body)
+        .await
+        .unwrap();
+    (status, format!("{content_type} {text}"))
 }
 
 /// The API's operations as the OpenAPI document lists them, paths with `{…}` collapsed.

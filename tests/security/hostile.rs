@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::authz::{Call, May, World, calls, world};
-use crate::server::{Served, lenient, serve_memory, serve_store};
+use crate::server::{Served, exchange, lenient, serve_memory, serve_store};
 use crate::support::{ADMIN, Caller};
 
 /// The key of a caller the route lets in, so validation (not authorization) is reached.
@@ -47,26 +47,7 @@ async fn try_send_raw(
     key: &str,
     body: Vec<u8>,
 ) -> Result<(StatusCode, String, String), reqwest::Error> {
-    let response = caller
-        .http
-        .request(method, format!("{}{path}", caller.base))
-        .bearer_auth(key)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await?;
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    if content_type.starts_with("text/event-stream") {
-        return Ok((status, content_type, String::new()));
-    }
-    let text = response.text().await.unwrap_or_default();
-    Ok((status, content_type, text))
+    exchange(caller, method, path, Some(key), Some(body)).await
 }
 
 fn assert_not_server_error(

@@ -10,6 +10,8 @@ use brokkr::http::ratelimit::AuthLimits;
 use brokkr::http::{HttpConfig, ServeOptions, router, serve_with};
 use brokkr::store_memory::MemoryStore;
 
+use reqwest::{Method, StatusCode};
+
 use crate::support::{ADMIN, Caller};
 
 /// A served broker: its address and a caller.
@@ -62,4 +64,39 @@ pub async fn serve_store(
         caller: Caller::new(&format!("http://{addr}")),
         addr,
     }
+}
+
+/// Sends `body` (bytes, labelled JSON) to `path` with `key`: status, content type, text.
+/// An event stream is not read past its headers (it never ends).
+pub async fn exchange(
+    caller: &Caller,
+    method: Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> Result<(StatusCode, String, String), reqwest::Error> {
+    let mut request = caller
+        .http
+        .request(method, format!("{}{path}", caller.base));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if content_type.starts_with("text/event-stream") {
+        return Ok((status, content_type, String::new()));
+    }
+    let text = response.text().await.unwrap_or_default();
+    Ok((status, content_type, text))
 }

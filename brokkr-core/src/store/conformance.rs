@@ -1145,7 +1145,7 @@ pub async fn fleet_rollup_counts_staleness_and_capacity(store: Arc<dyn Store>) {
 /// Expands to one `#[tokio::test]` per store contract.
 ///
 /// `$factory` is an async expression evaluating to a fresh `Arc<S>` of an empty store;
-/// `$second` (for the cross-replica claim race) maps that store to a second, independent
+/// `$second` (for the contracts across replicas) maps that store to a second, independent
 /// handle on the same data (for Postgres: another pool).
 #[macro_export]
 macro_rules! store_conformance_tests {
@@ -1179,26 +1179,21 @@ macro_rules! store_conformance_tests {
             contract!(webhooks_are_stored_listed_and_deleted);
             contract!(health_transitions_reach_the_outbox_in_order);
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn outbox_readers_never_skip_an_event() {
-                let first = $factory.await;
-                let second = $second(&first).await;
-                c::outbox_readers_never_skip_an_event(first, second).await;
+            /// A contract over two independent handles on the same data.
+            macro_rules! across_replicas {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn $name() {
+                        let first = $factory.await;
+                        let second = $second(&first).await;
+                        c::$name(first, second).await;
+                    }
+                };
             }
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn outbox_decisions_hold_across_replicas() {
-                let first = $factory.await;
-                let second = $second(&first).await;
-                c::outbox_decisions_hold_across_replicas(first, second).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn concurrent_claims_have_one_winner() {
-                let first = $factory.await;
-                let second = $second(&first).await;
-                c::concurrent_claims_have_one_winner(first, second).await;
-            }
+            across_replicas!(outbox_readers_never_skip_an_event);
+            across_replicas!(outbox_decisions_hold_across_replicas);
+            across_replicas!(concurrent_claims_have_one_winner);
         }
     };
 }
