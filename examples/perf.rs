@@ -5,13 +5,17 @@
 //! cargo run --release --example perf --features postgres -- classify
 //! DATABASE_URL=postgres://... cargo run --release --example perf --features postgres -- pg-health-ingest --seconds 10
 //! cargo run --release --example perf --features postgres -- http-health-ingest --agents 32
+//! cargo run --release --example perf --features postgres -- http-heartbeat --clients 64
+//! cargo run --release --example perf --features postgres -- fleet-summary --fleet-agents 100000
+//! cargo run --release --example perf --features postgres -- agent-rss --pods 1000
 //! ```
 //!
 //! The Postgres scenarios create a fresh database on the server at `DATABASE_URL`
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`).
 //!
 //! Prints one JSON line per scenario, `{"scenario", "ours_per_s", "baseline_per_s",
-//! "ratio", "target", "pass", "p50_ms", "p99_ms"}`, and exits 1 when `pass` is false.
+//! "ratio", "target", "pass", "p50_ms", "p99_ms"}` plus scenario figures (CPU per row,
+//! Postgres transactions per heartbeat, RSS), and exits 1 when `pass` is false.
 //! Baseline and ours run interleaved (baseline, ours, baseline, ours) so drift on the
 //! machine hits both alike. See docs/performance.md.
 
@@ -48,6 +52,18 @@ struct Args {
     /// Seconds per side (baseline and ours each, split over two interleaved halves).
     #[arg(long, default_value_t = 6)]
     seconds: u64,
+    /// Concurrent HTTP clients sending heartbeats (`http-heartbeat`), one agent each.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Agents in the seeded fleet (`fleet-summary`).
+    #[arg(long, default_value_t = 100_000)]
+    fleet_agents: usize,
+    /// Health rows per seeded agent (`fleet-summary`; 10 × 100k = 1M rows).
+    #[arg(long, default_value_t = 10)]
+    rows_per_agent: usize,
+    /// Pods in the simulated cluster (`agent-rss`), spread over `--objects` objects.
+    #[arg(long, default_value_t = 1000)]
+    pods: usize,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -58,6 +74,16 @@ enum Scenario {
     PgHealthIngest,
     /// PATCH health-status over loopback HTTP vs the store-only rate (≥ 0.5).
     HttpHealthIngest,
+    /// Heartbeats over HTTP vs one `UPDATE` per heartbeat on 8 connections (≥ 2.0).
+    HttpHeartbeat,
+    /// p99 of `GET /fleet/summary` over a seeded fleet while health ingest runs (< 20 ms).
+    FleetSummary,
+    /// RSS of one agent process watching a simulated cluster for 5 simulated minutes
+    /// (< 40 MiB), and its health writes once nothing changes (0).
+    AgentRss,
+    /// The agent process `agent-rss` starts (not a scenario of its own).
+    #[value(hide = true)]
+    AgentChild,
 }
 
 /// What one scenario measured.
@@ -66,37 +92,69 @@ struct Outcome {
     ours_per_s: f64,
     baseline_per_s: Option<f64>,
     target: f64,
-    /// `ours / baseline`, or `ours / target` without a baseline.
+    /// `ours / baseline`, or against the target without a baseline.
     ratio: f64,
+    pass: bool,
     latencies: Vec<Duration>,
+    /// Further figures of the scenario (CPU per row, transactions per heartbeat, RSS).
+    figures: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The `q` quantile of `latencies`, in milliseconds.
+fn quantile_ms(latencies: &[Duration], q: f64) -> f64 {
+    let mut sorted = latencies.to_vec();
+    sorted.sort_unstable();
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * q).round() as usize)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn rounded(x: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (x * scale).round() / scale
 }
 
 impl Outcome {
-    fn pass(&self) -> bool {
-        match self.baseline_per_s {
-            Some(_) => self.ratio >= self.target,
-            None => self.ours_per_s >= self.target,
+    /// A throughput scenario: passes when `ours / baseline` reaches `target`.
+    fn ratio_of(
+        scenario: &'static str,
+        (ours, latencies): (f64, Vec<Duration>),
+        baseline: f64,
+        target: f64,
+    ) -> Self {
+        let ratio = ours / baseline;
+        Self {
+            scenario,
+            ours_per_s: ours,
+            baseline_per_s: Some(baseline),
+            target,
+            ratio,
+            pass: ratio >= target,
+            latencies,
+            figures: serde_json::Map::new(),
         }
     }
 
+    fn with(mut self, name: &str, value: f64) -> Self {
+        self.figures
+            .insert(name.to_owned(), json!(rounded(value, 3)));
+        self
+    }
+
     fn print(&self) {
-        let mut sorted = self.latencies.clone();
-        sorted.sort_unstable();
-        let pick = |q: f64| {
-            sorted
-                .get(((sorted.len() as f64 - 1.0) * q).round() as usize)
-                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-        };
-        let line = json!({
+        let mut line = json!({
             "scenario": self.scenario,
             "ours_per_s": self.ours_per_s.round(),
             "baseline_per_s": self.baseline_per_s.map(f64::round),
-            "ratio": (self.ratio * 1000.0).round() / 1000.0,
+            "ratio": rounded(self.ratio, 3),
             "target": self.target,
-            "pass": self.pass(),
-            "p50_ms": (pick(0.5) * 1000.0).round() / 1000.0,
-            "p99_ms": (pick(0.99) * 1000.0).round() / 1000.0,
+            "pass": self.pass,
+            "p50_ms": rounded(quantile_ms(&self.latencies, 0.5), 3),
+            "p99_ms": rounded(quantile_ms(&self.latencies, 0.99), 3),
         });
+        if let Some(fields) = line.as_object_mut() {
+            fields.extend(self.figures.clone());
+        }
         println!("{line}");
     }
 }
@@ -110,11 +168,23 @@ async fn main() -> std::process::ExitCode {
         Scenario::Classify => Ok(classify_rate(&args)),
         Scenario::PgHealthIngest => pg_health_ingest(&args).await,
         Scenario::HttpHealthIngest => http_health_ingest(&args).await,
+        Scenario::HttpHeartbeat => http_heartbeat(&args).await,
+        Scenario::FleetSummary => fleet_summary(&args).await,
+        Scenario::AgentRss => agent_rss(&args).await,
+        Scenario::AgentChild => {
+            return match agent_child(&args).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("agent: {err}");
+                    std::process::ExitCode::from(2)
+                }
+            };
+        }
     };
     match outcome {
         Ok(outcome) => {
             outcome.print();
-            if outcome.pass() {
+            if outcome.pass {
                 std::process::ExitCode::SUCCESS
             } else {
                 std::process::ExitCode::FAILURE
@@ -149,20 +219,24 @@ fn classify_rate(args: &Args) -> Outcome {
         baseline_per_s: None,
         target: 1_000_000.0,
         ratio: rate / 1_000_000.0,
+        pass: rate >= 1_000_000.0,
         latencies,
+        figures: serde_json::Map::new(),
     }
 }
 
 /// A fresh database with `agents` agents and `objects` objects (one stack each, every
 /// agent targeting every stack), and the store on it.
 struct Fleet {
+    url: String,
     store: PgStore,
     broker: Broker<dyn Store>,
+    admin: Pak,
     agents: Vec<(AgentId, Pak)>,
     objects: Vec<DeploymentObjectId>,
 }
 
-async fn fleet(args: &Args) -> Result<Fleet, Failure> {
+async fn fleet(agents: usize, objects: usize) -> Result<Fleet, Failure> {
     let url = brokkr::store_postgres::testing::fresh_database().await;
     let store = PgStore::connect(
         &url,
@@ -173,17 +247,12 @@ async fn fleet(args: &Args) -> Result<Fleet, Failure> {
     )
     .await?;
     let admin = Pak::generate(Role::Admin)?;
-    let shared: Arc<dyn Store> = Arc::new(store.clone());
-    let broker: Broker<dyn Store> = Broker::new(
-        shared,
-        Arc::new(SystemClock),
-        admin.hash(),
-        BrokerConfig::default(),
-    )?;
+    let broker = pg_broker(&store, &admin)?;
     let root = Principal::Admin;
+    let (agent_count, object_count) = (agents, objects);
     let mut objects = Vec::new();
     let mut stacks = Vec::new();
-    for i in 0..args.objects {
+    for i in 0..object_count {
         let stack = broker
             .create_stack(
                 &root,
@@ -209,7 +278,7 @@ async fn fleet(args: &Args) -> Result<Fleet, Failure> {
         objects.push(object.id);
     }
     let mut agents = Vec::new();
-    for i in 0..args.agents {
+    for i in 0..agent_count {
         let registered = broker
             .register_agent(
                 &root,
@@ -228,11 +297,23 @@ async fn fleet(args: &Args) -> Result<Fleet, Failure> {
         agents.push((registered.agent.id, registered.pak));
     }
     Ok(Fleet {
+        url,
         store,
         broker,
+        admin,
         agents,
         objects,
     })
+}
+
+fn pg_broker(store: &PgStore, admin: &Pak) -> Result<Broker<dyn Store>, Failure> {
+    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    Ok(Broker::new(
+        shared,
+        Arc::new(SystemClock),
+        admin.hash(),
+        BrokerConfig::default(),
+    )?)
 }
 
 /// The batch agent `agent` sends in round `round`: every verdict healthy, the summary
@@ -257,8 +338,12 @@ fn batch(agent: AgentId, objects: &[DeploymentObjectId], round: u64) -> Vec<Heal
         .collect()
 }
 
-/// Runs `write` from one task per agent for `duration`; rows per second and latencies.
-async fn drive<F, Fut>(fleet: &Fleet, duration: Duration, write: F) -> (f64, Vec<Duration>)
+/// Runs `write` from one task per worker for `duration`; rows per second and latencies.
+async fn drive<F, Fut>(
+    workers: &[(AgentId, Pak)],
+    duration: Duration,
+    write: F,
+) -> (f64, Vec<Duration>)
 where
     F: Fn(AgentId, Pak, u64) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = usize> + Send,
@@ -267,7 +352,7 @@ where
     let until = Instant::now() + duration;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for (agent, pak) in &fleet.agents {
+    for (agent, pak) in workers {
         let (agent, pak, write, rows) = (*agent, pak.clone(), write.clone(), rows.clone());
         tasks.spawn(async move {
             let mut latencies = Vec::new();
@@ -293,7 +378,7 @@ where
 async fn store_rate(fleet: &Fleet, duration: Duration) -> (f64, Vec<Duration>) {
     let store = fleet.store.clone();
     let objects = Arc::new(fleet.objects.clone());
-    drive(fleet, duration, move |agent, _pak, round| {
+    drive(&fleet.agents, duration, move |agent, _pak, round| {
         let (store, objects) = (store.clone(), objects.clone());
         async move {
             let records = batch(agent, &objects, round);
@@ -314,7 +399,7 @@ async fn store_rate(fleet: &Fleet, duration: Duration) -> (f64, Vec<Duration>) {
 async fn raw_rate(fleet: &Fleet, duration: Duration) -> (f64, Vec<Duration>) {
     let pool = fleet.store.pool().clone();
     let objects = Arc::new(fleet.objects.clone());
-    drive(fleet, duration, move |agent, _pak, round| {
+    drive(&fleet.agents, duration, move |agent, _pak, round| {
         let (pool, objects) = (pool.clone(), objects.clone());
         async move {
             let records = batch(agent, &objects, round);
@@ -372,77 +457,622 @@ where
 }
 
 async fn pg_health_ingest(args: &Args) -> Result<Outcome, Failure> {
-    let fleet = fleet(args).await?;
+    let fleet = fleet(args.agents, args.objects).await?;
     // Warm up: first inserts, then updates like the measured rounds.
     let _ = store_rate(&fleet, Duration::from_millis(500)).await;
     let total = Duration::from_secs(args.seconds * 2);
-    let ((baseline, _), (ours, latencies)) =
-        interleaved(total, |d| raw_rate(&fleet, d), |d| store_rate(&fleet, d)).await;
-    Ok(Outcome {
-        scenario: "pg-health-ingest",
-        ours_per_s: ours,
-        baseline_per_s: Some(baseline),
-        target: 0.8,
-        ratio: ours / baseline,
-        latencies,
-    })
+    let (raw_cpu, store_cpu) = (CpuMeter::default(), CpuMeter::default());
+    let ((baseline, _), ours) = interleaved(
+        total,
+        |d| raw_cpu.measure(d, raw_rate(&fleet, d)),
+        |d| store_cpu.measure(d, store_rate(&fleet, d)),
+    )
+    .await;
+    Ok(Outcome::ratio_of("pg-health-ingest", ours, baseline, 0.8)
+        .with_cpu("store", &store_cpu)
+        .with_cpu("raw", &raw_cpu))
 }
 
-async fn http_health_ingest(args: &Args) -> Result<Outcome, Failure> {
-    let fleet = fleet(args).await?;
+/// CPU seconds (user + system, every thread) of `/proc/<pid>/stat`, in clock ticks of
+/// 1/100 s (Linux); 0 when unreadable.
+fn stat_cpu_seconds(stat: &str) -> f64 {
+    // Fields 14 and 15; the command name before them may hold spaces, so count from
+    // its closing paren.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds this process has used so far.
+fn cpu_seconds() -> f64 {
+    stat_cpu_seconds(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// CPU seconds every `postgres` process on this machine has used so far (the server
+/// is local in these measurements; backends that exit meanwhile are not counted).
+fn postgres_cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(postgres)"))
+        .map(|stat| stat_cpu_seconds(&stat))
+        .sum()
+}
+
+/// CPU time (this process, Postgres) and items of the measured phases of one side.
+#[derive(Default)]
+struct CpuMeter(std::sync::Mutex<[f64; 3]>);
+
+impl CpuMeter {
+    /// Runs one phase of `duration` (yielding items per second) and adds its CPU time.
+    async fn measure(
+        &self,
+        duration: Duration,
+        phase: impl std::future::Future<Output = (f64, Vec<Duration>)>,
+    ) -> (f64, Vec<Duration>) {
+        let (ours, pg) = (cpu_seconds(), postgres_cpu_seconds());
+        let (rate, latencies) = phase.await;
+        let (ours, pg) = (cpu_seconds() - ours, postgres_cpu_seconds() - pg);
+        if let Ok(mut acc) = self.0.lock() {
+            acc[0] += ours;
+            acc[1] += pg;
+            acc[2] += rate * duration.as_secs_f64();
+        }
+        (rate, latencies)
+    }
+
+    /// CPU microseconds per item over the measured phases: (this process, Postgres).
+    fn micros_per_item(&self) -> (f64, f64) {
+        self.0.lock().map_or((0.0, 0.0), |acc| {
+            let items = acc[2].max(1.0);
+            (acc[0] * 1e6 / items, acc[1] * 1e6 / items)
+        })
+    }
+}
+
+impl Outcome {
+    /// Adds `<prefix>_cpu_us_per_row` and `<prefix>_pg_cpu_us_per_row`.
+    fn with_cpu(self, prefix: &str, meter: &CpuMeter) -> Self {
+        let (ours, pg) = meter.micros_per_item();
+        self.with(&format!("{prefix}_cpu_us_per_row"), ours)
+            .with(&format!("{prefix}_pg_cpu_us_per_row"), pg)
+    }
+}
+
+/// Serves `broker` on a loopback port until `stop` resolves; the API base URL.
+async fn start_server(
+    broker: &Broker<dyn Store>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<String, Failure> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}/api/v1", listener.local_addr()?);
     tokio::spawn(serve(
         listener,
-        router(fleet.broker.clone(), &HttpConfig::default()),
-        std::future::pending(),
+        router(broker.clone(), &HttpConfig::default()),
+        stop,
     ));
-    let http = reqwest::Client::builder()
+    Ok(base)
+}
+
+fn http_client() -> Result<reqwest::Client, Failure> {
+    Ok(reqwest::Client::builder()
         .pool_max_idle_per_host(256)
-        .build()?;
-    let objects = Arc::new(fleet.objects.clone());
-    let over_http = |duration: Duration| {
+        .build()?)
+}
+
+/// Sends every agent's health batches over HTTP for `duration`; rows per second.
+fn ingest_over_http<'a>(
+    http: &reqwest::Client,
+    base: &str,
+    fleet: &'a Fleet,
+    duration: Duration,
+) -> impl std::future::Future<Output = (f64, Vec<Duration>)> + 'a {
+    let (http, base, objects) = (
+        http.clone(),
+        base.to_owned(),
+        Arc::new(fleet.objects.clone()),
+    );
+    drive(&fleet.agents, duration, move |agent, pak, round| {
         let (http, base, objects) = (http.clone(), base.clone(), objects.clone());
-        drive(&fleet, duration, move |agent, pak, round| {
-            let (http, base, objects) = (http.clone(), base.clone(), objects.clone());
-            async move {
-                let items: Vec<serde_json::Value> = batch(agent, &objects, round)
-                    .iter()
-                    .map(|r| {
-                        json!({"id": r.deployment_object_id, "status": "healthy",
+        async move {
+            let items: Vec<serde_json::Value> = batch(agent, &objects, round)
+                .iter()
+                .map(|r| {
+                    json!({"id": r.deployment_object_id, "status": "healthy",
                                "checked_at": r.checked_at, "summary": r.summary})
-                    })
-                    .collect();
+                })
+                .collect();
+            let sent = http
+                .patch(format!("{base}/agents/{agent}/health-status"))
+                .bearer_auth(pak.expose())
+                .json(&json!({ "deployment_objects": items }))
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => items.len(),
+                Ok(r) => {
+                    eprintln!("PATCH answered {}", r.status());
+                    0
+                }
+                Err(err) => {
+                    eprintln!("PATCH failed: {err}");
+                    0
+                }
+            }
+        }
+    })
+}
+
+async fn http_health_ingest(args: &Args) -> Result<Outcome, Failure> {
+    let fleet = fleet(args.agents, args.objects).await?;
+    let base = start_server(&fleet.broker, std::future::pending()).await?;
+    let http = http_client()?;
+    let _ = ingest_over_http(&http, &base, &fleet, Duration::from_millis(500)).await;
+    let total = Duration::from_secs(args.seconds * 2);
+    let (store_cpu, http_cpu) = (CpuMeter::default(), CpuMeter::default());
+    let ((baseline, _), ours) = interleaved(
+        total,
+        |d| store_cpu.measure(d, store_rate(&fleet, d)),
+        |d| http_cpu.measure(d, ingest_over_http(&http, &base, &fleet, d)),
+    )
+    .await;
+    // The HTTP client runs in this process too: `http_cpu_us_per_row` is the broker's
+    // plus the client's.
+    Ok(Outcome::ratio_of("http-health-ingest", ours, baseline, 0.5)
+        .with_cpu("http", &http_cpu)
+        .with_cpu("store", &store_cpu))
+}
+
+// ------------------------------------------------------------ heartbeats
+
+/// The snapshot every heartbeat of these scenarios carries (both sides write it).
+fn snapshot_json() -> serde_json::Value {
+    json!({
+        "cluster_cpu_capacity": 8000, "cluster_cpu_available": 3000,
+        "cluster_memory_capacity": 34_359_738_368_i64, "cluster_memory_available": 17_179_869_184_i64,
+        "node_count": 3, "node_ready_count": 3, "k8s_api_healthy": true, "k8s_api_latency_ms": 4,
+    })
+}
+
+/// Heartbeats over HTTP from every agent of `workers` for `duration`; per second.
+fn heartbeats_over_http(
+    http: &reqwest::Client,
+    base: &str,
+    workers: &[(AgentId, Pak)],
+    duration: Duration,
+) -> impl std::future::Future<Output = (f64, Vec<Duration>)> {
+    let (http, base) = (http.clone(), base.to_owned());
+    let workers = workers.to_vec();
+    async move {
+        drive(&workers, duration, move |agent, pak, _round| {
+            let (http, base) = (http.clone(), base.clone());
+            async move {
                 let sent = http
-                    .patch(format!("{base}/agents/{agent}/health-status"))
+                    .post(format!("{base}/agents/{agent}/heartbeat"))
                     .bearer_auth(pak.expose())
-                    .json(&json!({ "deployment_objects": items }))
+                    .json(&snapshot_json())
                     .send()
                     .await;
                 match sent {
-                    Ok(r) if r.status().is_success() => items.len(),
+                    Ok(r) if r.status().is_success() => 1,
                     Ok(r) => {
-                        eprintln!("PATCH answered {}", r.status());
+                        eprintln!("heartbeat answered {}", r.status());
                         0
                     }
                     Err(err) => {
-                        eprintln!("PATCH failed: {err}");
+                        eprintln!("heartbeat failed: {err}");
+                        0
+                    }
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// The baseline: one `UPDATE` per heartbeat from 8 tasks (8 connections), each cycling
+/// over its share of the agents.
+async fn raw_heartbeats(fleet: &Fleet, duration: Duration) -> (f64, Vec<Duration>) {
+    let pool = fleet.store.pool().clone();
+    let ids: Arc<Vec<AgentId>> = Arc::new(fleet.agents.iter().map(|(id, _)| *id).collect());
+    let workers: Vec<(AgentId, Pak)> = fleet.agents.iter().take(8).cloned().collect();
+    let next = Arc::new(AtomicU64::new(0));
+    drive(&workers, duration, move |_, _, _| {
+        let (pool, ids, next) = (pool.clone(), ids.clone(), next.clone());
+        async move {
+            let i = next.fetch_add(1, Ordering::Relaxed) as usize % ids.len();
+            let done = sqlx::query(
+                "UPDATE agent_liveness SET last_heartbeat_at = $2, snapshot = $3 WHERE agent_id = $1",
+            )
+            .bind(ids[i].as_uuid())
+            .bind(Utc::now())
+            .bind(snapshot_json())
+            .execute(&pool)
+            .await;
+            match done {
+                Ok(done) => done.rows_affected() as usize,
+                Err(err) => {
+                    eprintln!("raw update failed: {err}");
+                    0
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// Transactions committed and WAL flushes on the database so far (as far as the
+/// statistics were flushed: backends report when they exit, or within seconds).
+async fn pg_counters(url: &str) -> Result<(i64, i64), Failure> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    let row: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
+                (SELECT wal_sync FROM pg_stat_wal)",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    conn.close().await?;
+    Ok(row)
+}
+
+async fn http_heartbeat(args: &Args) -> Result<Outcome, Failure> {
+    let fleet = fleet(args.clients.max(8), 0).await?;
+    let base = start_server(&fleet.broker, std::future::pending()).await?;
+    let http = http_client()?;
+    let _ = heartbeats_over_http(&http, &base, &fleet.agents, Duration::from_millis(500)).await;
+    let total = Duration::from_secs(args.seconds * 2);
+    let (raw_cpu, http_cpu) = (CpuMeter::default(), CpuMeter::default());
+    let ((baseline, _), ours) = interleaved(
+        total,
+        |d| raw_cpu.measure(d, raw_heartbeats(&fleet, d)),
+        |d| http_cpu.measure(d, heartbeats_over_http(&http, &base, &fleet.agents, d)),
+    )
+    .await;
+
+    // Postgres work per heartbeat, on a broker of its own whose connections close at
+    // the end (a backend reports its statistics when it exits).
+    fleet.store.pool().close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (xact_before, sync_before) = pg_counters(&fleet.url).await?;
+    let store = PgStore::connect(
+        &fleet.url,
+        &PgStoreOptions {
+            migrate: false,
+            ..PgStoreOptions::default()
+        },
+    )
+    .await?;
+    let broker = pg_broker(&store, &fleet.admin)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let base = start_server(&broker, async {
+        let _ = stopped.await;
+    })
+    .await?;
+    let counted = Duration::from_secs(2);
+    let (rate, _) = heartbeats_over_http(&http_client()?, &base, &fleet.agents, counted).await;
+    let _ = stop.send(());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    store.pool().close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (xact_after, sync_after) = pg_counters(&fleet.url).await?;
+    let beats = (rate * counted.as_secs_f64()).max(1.0);
+    // One of the counted transactions is the `pg_counters` read itself.
+    let xact = (xact_after - xact_before - 1) as f64 / beats;
+    let syncs = (sync_after - sync_before) as f64 / beats;
+    Ok(Outcome::ratio_of("http-heartbeat", ours, baseline, 2.0)
+        .with_cpu("http", &http_cpu)
+        .with_cpu("raw", &raw_cpu)
+        .with("pg_xact_per_heartbeat", xact)
+        .with("wal_syncs_per_heartbeat", syncs))
+}
+
+// ------------------------------------------------------------ fleet summary
+
+/// Adds `agents` agents with liveness and `rows` health rows each (over the first
+/// `rows` objects) by plain SQL, and sets the maintained counts to match.
+async fn seed_fleet(fleet: &Fleet, agents: usize, rows: usize) -> Result<(), Failure> {
+    let pool = fleet.store.pool();
+    let summary = serde_json::to_value(HealthSummary {
+        pods_ready: 3,
+        pods_total: 3,
+        ..HealthSummary::default()
+    })?;
+    let objects: Vec<uuid::Uuid> = fleet
+        .objects
+        .iter()
+        .take(rows)
+        .map(DeploymentObjectId::as_uuid)
+        .collect();
+    // In slices, so no statement runs for minutes.
+    let slice = 10_000;
+    for start in (0..agents).step_by(slice) {
+        let end = (start + slice).min(agents);
+        sqlx::query(
+            "WITH a AS (
+                 INSERT INTO agents (id, name, cluster_name, labels, created_at)
+                 SELECT gen_random_uuid(), 'seeded-' || g, 'seeded-' || g, '{}', now()
+                 FROM generate_series($1::int, $2::int - 1) AS g
+                 RETURNING id
+             ), l AS (
+                 INSERT INTO agent_liveness (agent_id, last_heartbeat_at, health_checked_at, snapshot)
+                 SELECT id, now() - random() * interval '20 minutes', now(), $3 FROM a
+             )
+             INSERT INTO deployment_health (agent_id, deployment_object_id, status, summary, checked_at, reported_at)
+             SELECT a.id, o, (ARRAY['healthy', 'healthy', 'healthy', 'degraded', 'failing', 'unknown'])[1 + floor(random() * 6)::int],
+                    $5, now(), now()
+             FROM a CROSS JOIN UNNEST($4::uuid[]) AS o",
+        )
+        .bind(start as i32)
+        .bind(end as i32)
+        .bind(snapshot_json())
+        .bind(&objects)
+        .bind(&summary)
+        .execute(pool)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE fleet_health_counts AS c
+         SET count = (SELECT count(*) FROM deployment_health AS h WHERE h.status = c.status)",
+    )
+    .execute(pool)
+    .await?;
+    sqlx::query("ANALYZE").execute(pool).await?;
+    Ok(())
+}
+
+async fn fleet_summary(args: &Args) -> Result<Outcome, Failure> {
+    let fleet = fleet(args.agents, args.objects.max(args.rows_per_agent)).await?;
+    let seeding = Instant::now();
+    seed_fleet(&fleet, args.fleet_agents, args.rows_per_agent).await?;
+    let seeded_in = seeding.elapsed();
+    let base = start_server(&fleet.broker, std::future::pending()).await?;
+    let http = http_client()?;
+
+    // What one summary costs computed on the spot (what every call paid before the
+    // snapshot): the median of five, while nothing else runs.
+    let mut full = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        fleet.broker.refresh_fleet_summary().await?;
+        full.push(t.elapsed());
+    }
+    full.sort_unstable();
+    let full_ms = full[2].as_secs_f64() * 1000.0;
+
+    let duration = Duration::from_secs(args.seconds * 2);
+    let ingest = ingest_over_http(&http, &base, &fleet, duration);
+    let readers: Vec<(AgentId, Pak)> = (0..4)
+        .map(|_| (AgentId::new(), fleet.admin.clone()))
+        .collect();
+    let reads = {
+        let (http, base) = (http.clone(), base.clone());
+        drive(&readers, duration, move |_, admin, _| {
+            let (http, base) = (http.clone(), base.clone());
+            async move {
+                let read = http
+                    .get(format!("{base}/fleet/summary"))
+                    .bearer_auth(admin.expose())
+                    .send()
+                    .await;
+                match read {
+                    Ok(r) if r.status().is_success() => usize::from(r.bytes().await.is_ok()),
+                    Ok(r) => {
+                        eprintln!("summary answered {}", r.status());
+                        0
+                    }
+                    Err(err) => {
+                        eprintln!("summary failed: {err}");
                         0
                     }
                 }
             }
         })
     };
-    let _ = over_http(Duration::from_millis(500)).await;
-    let total = Duration::from_secs(args.seconds * 2);
-    let ((baseline, _), (ours, latencies)) =
-        interleaved(total, |d| store_rate(&fleet, d), over_http).await;
+    let ((ingested, _), (read_rate, latencies)) = tokio::join!(ingest, reads);
+    let p99 = quantile_ms(&latencies, 0.99);
+    let summary = fleet.broker.fleet_summary(&Principal::Admin).await?;
     Ok(Outcome {
-        scenario: "http-health-ingest",
-        ours_per_s: ours,
-        baseline_per_s: Some(baseline),
-        target: 0.5,
-        ratio: ours / baseline,
+        scenario: "fleet-summary",
+        ours_per_s: read_rate,
+        baseline_per_s: Some(1000.0 / full_ms),
+        target: 20.0,
+        ratio: read_rate * full_ms / 1000.0,
+        pass: p99 < 20.0 && summary.agents.total as usize >= args.fleet_agents,
         latencies,
+        figures: serde_json::Map::new(),
+    }
+    .with("agents", summary.agents.total as f64)
+    .with(
+        "health_rows",
+        (summary.health.healthy
+            + summary.health.degraded
+            + summary.health.failing
+            + summary.health.unknown) as f64,
+    )
+    .with("full_recompute_ms", full_ms)
+    .with("ingest_rows_per_s", ingested)
+    .with("seed_seconds", seeded_in.as_secs_f64()))
+}
+
+// ------------------------------------------------------------ agent RSS
+
+/// Resident and peak resident memory of this process, MiB.
+fn rss_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Simulated seconds between the child's cycles, and how many it runs (5 minutes; the
+/// last cycle comes before the periodic 5-minute refresh is due).
+const CHILD_STEP_S: i64 = 10;
+const CHILD_CYCLES: usize = 30;
+/// The last cycles, once the rollout settled, in which nothing changes.
+const CHILD_QUIET_CYCLES: usize = 10;
+
+async fn agent_rss(args: &Args) -> Result<Outcome, Failure> {
+    use brokkr::store_memory::MemoryStore;
+    let admin = Pak::generate(Role::Admin)?;
+    let shared: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let broker: Broker<dyn Store> = Broker::new(
+        shared,
+        Arc::new(SystemClock),
+        admin.hash(),
+        BrokerConfig::default(),
+    )?;
+    let root = Principal::Admin;
+    let registered = broker
+        .register_agent(
+            &root,
+            NewAgent {
+                name: "rss".into(),
+                cluster_name: "rss".into(),
+                labels: std::collections::BTreeMap::default(),
+            },
+        )
+        .await?;
+    for i in 0..args.objects.max(1) {
+        let stack = broker
+            .create_stack(
+                &root,
+                NewStack {
+                    name: format!("app-{i}"),
+                    labels: std::collections::BTreeMap::default(),
+                },
+            )
+            .await?;
+        broker
+            .add_deployment_object(
+                &root,
+                stack.id,
+                NewDeploymentObject {
+                    yaml_content: format!(
+                        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-{i}\n"
+                    ),
+                    is_deletion: false,
+                },
+            )
+            .await?;
+        broker
+            .target(&root, registered.agent.id, NewTarget { stack_id: stack.id })
+            .await?;
+    }
+    let base = start_server(&broker, std::future::pending()).await?;
+    let origin = base.trim_end_matches("/api/v1").to_owned();
+    let (objects, pods) = (args.objects.max(1), args.pods);
+    let agent_id = registered.agent.id;
+    let pak = registered.pak.expose().to_owned();
+    let started = Instant::now();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(std::env::current_exe()?)
+            .args([
+                "agent-child",
+                "--objects",
+                &objects.to_string(),
+                "--pods",
+                &pods.to_string(),
+            ])
+            .env("BROKKR_PERF_BROKER", origin)
+            .env("BROKKR_PERF_AGENT", agent_id.to_string())
+            .env("BROKKR_PERF_PAK", pak)
+            .output()
     })
+    .await??;
+    let elapsed = started.elapsed();
+    if !output.status.success() {
+        return Err(format!(
+            "the agent process failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    let line = String::from_utf8_lossy(&output.stdout);
+    let report: serde_json::Value = serde_json::from_str(line.lines().last().unwrap_or_default())?;
+    let rss = report["rss_mib"].as_f64().unwrap_or(f64::MAX);
+    let written: Vec<u64> = report["written_per_cycle"]
+        .as_array()
+        .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
+        .unwrap_or_default();
+    let quiet: u64 = written.iter().rev().take(CHILD_QUIET_CYCLES).sum();
+    let first: u64 = written.first().copied().unwrap_or_default();
+    let pods_observed = (pods * written.len()) as f64;
+    Ok(Outcome {
+        scenario: "agent-rss",
+        ours_per_s: pods_observed / elapsed.as_secs_f64(),
+        baseline_per_s: None,
+        target: 40.0,
+        ratio: rss / 40.0,
+        pass: rss < 40.0 && quiet == 0 && first > 0,
+        latencies: Vec::new(),
+        figures: serde_json::Map::new(),
+    }
+    .with("rss_mib", rss)
+    .with(
+        "peak_rss_mib",
+        report["peak_rss_mib"].as_f64().unwrap_or_default(),
+    )
+    .with("pods", pods as f64)
+    .with("writes_first_cycle", first as f64)
+    .with("writes_when_unchanged", quiet as f64))
+}
+
+/// The agent process of `agent-rss`: the real agent runtime and HTTP client against a
+/// simulated cluster whose clock moves 10 s per cycle.
+async fn agent_child(args: &Args) -> Result<(), Failure> {
+    use brokkr::core::agent::{Agent, AgentConfig, SimulatedCluster, SimulationConfig};
+    use brokkr::core::clock::ManualClock;
+    use brokkr::http::client::{Client, ClientConfig};
+    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let agent_id: AgentId = var("BROKKR_PERF_AGENT")?.parse()?;
+    let client = Client::new(ClientConfig::new(
+        var("BROKKR_PERF_BROKER")?,
+        agent_id,
+        var("BROKKR_PERF_PAK")?,
+    ))?;
+    let clock = ManualClock::new(Utc::now());
+    let cluster = Arc::new(SimulatedCluster::new(
+        Arc::new(clock.clone()),
+        SimulationConfig {
+            pods_per_object: (args.pods / args.objects.max(1)).max(1),
+            nodes: 10,
+            ..SimulationConfig::default()
+        },
+    ));
+    let agent = Agent::new(
+        cluster.clone(),
+        client,
+        clock.clone(),
+        AgentConfig::default(),
+    )?
+    .with_applier(cluster);
+    let mut written = Vec::new();
+    for _ in 0..CHILD_CYCLES {
+        agent.reconcile_once().await?;
+        let checked = agent.check_once().await?;
+        agent.heartbeat_once().await?;
+        written.push(checked.reported);
+        clock.advance(chrono::Duration::seconds(CHILD_STEP_S));
+    }
+    let (rss, peak) = rss_mib();
+    println!(
+        "{}",
+        json!({"rss_mib": rss, "peak_rss_mib": peak, "written_per_cycle": written})
+    );
+    Ok(())
 }

@@ -798,6 +798,107 @@ async fn work_orders_and_fleet_summary() {
     ));
 }
 
+#[tokio::test]
+async fn the_fleet_summary_is_a_snapshot_at_most_five_seconds_old() {
+    let w = world().await;
+    let first = w.broker.fleet_summary(&w.admin).await.unwrap();
+    assert_eq!((first.agents.total, first.health.failing), (1, 0));
+    assert_eq!(first.generated_at, t0());
+    w.broker
+        .report_health(
+            &w.agent,
+            w.agent_id,
+            report(vec![verdict(w.object, Health::Failing, t0())]),
+        )
+        .await
+        .unwrap();
+    // Within the maximum age the snapshot is served, and says when it was taken.
+    w.clock.advance(Duration::milliseconds(4_999));
+    let cached = w.broker.fleet_summary(&w.admin).await.unwrap();
+    assert_eq!(cached, first);
+    // Past it, a new one.
+    w.clock.advance(Duration::milliseconds(1));
+    let fresh = w.broker.fleet_summary(&w.admin).await.unwrap();
+    assert_eq!(fresh.health.failing, 1);
+    assert_eq!(fresh.generated_at, t0() + Duration::seconds(5));
+    // A host refreshing ahead of demand replaces it at once.
+    w.broker
+        .report_health(
+            &w.agent,
+            w.agent_id,
+            report(vec![verdict(
+                w.object,
+                Health::Healthy,
+                t0() + Duration::seconds(5),
+            )]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        w.broker
+            .refresh_fleet_summary()
+            .await
+            .unwrap()
+            .health
+            .failing,
+        0
+    );
+    assert_eq!(
+        w.broker
+            .fleet_summary(&w.admin)
+            .await
+            .unwrap()
+            .health
+            .failing,
+        0
+    );
+    // A clock stepped back (before the snapshot) gets a new one, not a summary "from
+    // the future".
+    w.clock.set(t0());
+    assert_eq!(
+        w.broker.fleet_summary(&w.admin).await.unwrap().generated_at,
+        t0()
+    );
+}
+
+#[tokio::test]
+async fn without_a_snapshot_age_every_summary_is_computed() {
+    let clock = ManualClock::new(t0());
+    let config = BrokerConfig {
+        fleet_snapshot_max_age: Duration::zero(),
+        ..BrokerConfig::default()
+    };
+    let store = Arc::new(MemoryStore::new());
+    let broker = Broker::new(store, Arc::new(clock), hash_pak(ADMIN_KEY), config).unwrap();
+    let admin = broker.authenticate(ADMIN_KEY).await.unwrap();
+    assert_eq!(broker.fleet_summary(&admin).await.unwrap().agents.total, 0);
+    broker
+        .register_agent(
+            &admin,
+            NewAgent {
+                name: "edge-2".into(),
+                cluster_name: "eu-west".into(),
+                labels: BTreeMap::default(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(broker.fleet_summary(&admin).await.unwrap().agents.total, 1);
+    let negative = BrokerConfig {
+        fleet_snapshot_max_age: Duration::seconds(-1),
+        ..BrokerConfig::default()
+    };
+    assert!(matches!(
+        Broker::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(ManualClock::new(t0())),
+            hash_pak(ADMIN_KEY),
+            negative
+        ),
+        Err(Error::Invalid(_))
+    ));
+}
+
 mod interleavings {
     use proptest::prelude::*;
 

@@ -51,6 +51,15 @@ pub struct BrokerConfig {
     /// An agent whose last complete health cycle is older than this (3 × the 60 s
     /// check interval) has stopped checking: its verdicts read as stale.
     pub health_ttl: Duration,
+    /// Longest the fleet summary is served from a snapshot (5 s): computing it counts
+    /// agents by heartbeat age and sums their capacity, a scan over every agent, so a
+    /// busy dashboard or scraper must not run it per request. Zero: computed per call.
+    pub fleet_snapshot_max_age: Duration,
+    /// How long a verified agent key is trusted without asking the store again (10 s).
+    /// Rotating, revoking or deleting through this broker takes effect at once here;
+    /// another replica sharing the store keeps accepting the old key for at most this
+    /// long. Zero: every request looks its key up.
+    pub key_cache_ttl: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -62,6 +71,8 @@ impl Default for BrokerConfig {
             limits: Limits::default(),
             refresh_interval: Duration::minutes(5),
             health_ttl: Duration::minutes(3),
+            fleet_snapshot_max_age: Duration::seconds(5),
+            key_cache_ttl: Duration::seconds(10),
         }
     }
 }
@@ -82,6 +93,16 @@ impl BrokerConfig {
             "health_ttl",
             "must be positive",
         );
+        v.check(
+            self.fleet_snapshot_max_age < Duration::zero(),
+            "fleet_snapshot_max_age",
+            "must not be negative",
+        );
+        v.check(
+            self.key_cache_ttl < Duration::zero(),
+            "key_cache_ttl",
+            "must not be negative",
+        );
         v.finish()
     }
 }
@@ -96,6 +117,10 @@ struct Inner<S: ?Sized> {
     clock: Arc<dyn Clock>,
     admin: PakHash,
     store: Arc<S>,
+    /// The last fleet summary computed ([`Broker::fleet_summary`]).
+    fleet_snapshot: std::sync::Mutex<Option<FleetSummary>>,
+    /// Agent keys verified recently.
+    keys: crate::key_cache::KeyCache,
 }
 
 impl<S: ?Sized> Clone for Broker<S> {
@@ -384,6 +409,8 @@ impl<S: Store + ?Sized> Broker<S> {
                 clock,
                 admin: admin_pak_hash,
                 store,
+                fleet_snapshot: std::sync::Mutex::default(),
+                keys: crate::key_cache::KeyCache::default(),
             }),
         })
     }
@@ -413,10 +440,19 @@ impl<S: Store + ?Sized> Broker<S> {
             if constant_time_eq(&hash_pak(key), &self.inner.admin) {
                 return Ok(Principal::Admin);
             }
-        } else if looks_like(key, Role::Agent)
-            && let Some(agent) = self.store_ref().agent_for_pak(&hash_pak(key)).await?
-        {
-            return Ok(Principal::Agent(agent));
+        } else if looks_like(key, Role::Agent) {
+            let hash = hash_pak(key);
+            let (now, ttl) = (self.now(), self.inner.config.key_cache_ttl);
+            if let Some(agent) = self.inner.keys.get(&hash, now, ttl) {
+                return Ok(Principal::Agent(agent));
+            }
+            let generation = self.inner.keys.generation();
+            if let Some(agent) = self.store_ref().agent_for_pak(&hash).await? {
+                if ttl > Duration::zero() {
+                    self.inner.keys.put(hash, agent, now, ttl, generation);
+                }
+                return Ok(Principal::Agent(agent));
+            }
         }
         Err(Error::Unauthorized)
     }
@@ -451,7 +487,9 @@ impl<S: Store + ?Sized> Broker<S> {
     /// Deletes an agent and everything only it had (admin).
     pub async fn delete_agent(&self, who: &Principal, id: AgentId) -> Result<()> {
         who.require_admin()?;
-        if self.store_ref().delete_agent(id).await? {
+        let deleted = self.store_ref().delete_agent(id).await?;
+        self.inner.keys.forget_agent(id);
+        if deleted {
             Ok(())
         } else {
             Err(Error::not_found("agent", id))
@@ -464,13 +502,18 @@ impl<S: Store + ?Sized> Broker<S> {
         who.require_admin_or(id)?;
         let pak = Pak::generate(Role::Agent)?;
         self.store_ref().replace_pak(id, Some(&pak.hash())).await?;
+        // After the store changed (a lookup of the old key under way cannot put it
+        // back: the generation moved on).
+        self.inner.keys.forget_agent(id);
         Ok(pak)
     }
 
     /// Revokes the agent's key: it cannot authenticate until a new key is issued (admin).
     pub async fn revoke_pak(&self, who: &Principal, id: AgentId) -> Result<()> {
         who.require_admin()?;
-        self.store_ref().replace_pak(id, None).await
+        self.store_ref().replace_pak(id, None).await?;
+        self.inner.keys.forget_agent(id);
+        Ok(())
     }
 
     fn view(&self, agent: Agent, live: Option<&AgentLiveness>, now: DateTime<Utc>) -> AgentView {
@@ -513,6 +556,8 @@ impl<S: Store + ?Sized> Broker<S> {
                 })
                 .await?;
             let exhausted = batch.next.is_none();
+            let ids: Vec<AgentId> = batch.items.iter().map(|a| a.id).collect();
+            let liveness = self.store_ref().liveness_of(&ids).await?;
             for agent in batch.items {
                 if items.len() == page.limit {
                     return Ok(Page {
@@ -521,8 +566,8 @@ impl<S: Store + ?Sized> Broker<S> {
                     });
                 }
                 after = Some(agent.id.0);
-                let live = self.store_ref().liveness(agent.id).await?;
-                let view = self.view(agent, live.as_ref(), now);
+                let live = liveness.get(&agent.id);
+                let view = self.view(agent, live, now);
                 if staleness.is_none_or(|s| s == view.staleness) {
                     items.push(view);
                 }
@@ -810,16 +855,13 @@ impl<S: Store + ?Sized> Broker<S> {
         records: Vec<HealthRecord>,
         now: DateTime<Utc>,
     ) -> Result<Vec<(DeploymentObjectId, AgentHealthEntry)>> {
-        let mut liveness: HashMap<AgentId, Option<AgentLiveness>> = HashMap::new();
+        let mut agents: Vec<AgentId> = records.iter().map(|r| r.agent_id).collect();
+        agents.sort_unstable();
+        agents.dedup();
+        let liveness = self.store_ref().liveness_of(&agents).await?;
         let mut out = Vec::with_capacity(records.len());
         for record in records {
-            let live = match liveness.entry(record.agent_id) {
-                std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(self.store_ref().liveness(record.agent_id).await?)
-                }
-            };
-            let live = live.as_ref();
+            let live = liveness.get(&record.agent_id);
             let stale_since = self.stale_since(&record, live, now);
             out.push((
                 record.deployment_object_id,
@@ -1015,16 +1057,34 @@ impl<S: Store + ?Sized> Broker<S> {
         ))
     }
 
-    /// The fleet at a glance (admin), from the store's maintained rollup.
+    /// The fleet at a glance (admin): the last snapshot while it is younger than
+    /// `fleet_snapshot_max_age` (its `generated_at` says when it was taken), else a new
+    /// one. Health counts come from the store's maintained rollup; agent counts and
+    /// capacity need a pass over every agent, which the snapshot spares most calls.
     pub async fn fleet_summary(&self, who: &Principal) -> Result<FleetSummary> {
         who.require_admin()?;
+        let now = self.now();
+        let max_age = self.inner.config.fleet_snapshot_max_age;
+        if let Some(snapshot) = self.fleet_snapshot()
+            && snapshot.generated_at <= now
+            && now - snapshot.generated_at < max_age
+        {
+            return Ok(snapshot);
+        }
+        self.refresh_fleet_summary().await
+    }
+
+    /// Computes the fleet summary now and keeps it as the snapshot (unless a newer one
+    /// arrived meanwhile). Hosts call this ahead of demand so readers never wait for the
+    /// computation; the HTTP layer does while summaries are being read.
+    pub async fn refresh_fleet_summary(&self) -> Result<FleetSummary> {
         let now = self.now();
         let policy = &self.inner.config.staleness;
         let r = self
             .store_ref()
             .fleet_rollup(now - policy.stale_after, now - policy.lost_after)
             .await?;
-        Ok(FleetSummary {
+        let summary = FleetSummary {
             agents: FleetAgents {
                 total: r.agents,
                 fresh: r.fresh,
@@ -1050,7 +1110,24 @@ impl<S: Store + ?Sized> Broker<S> {
                 backlog_total: r.work_order_backlog,
             },
             generated_at: now,
-        })
+        };
+        let mut slot = self
+            .inner
+            .fleet_snapshot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.as_ref().is_none_or(|kept| kept.generated_at <= now) {
+            *slot = Some(summary.clone());
+        }
+        Ok(summary)
+    }
+
+    fn fleet_snapshot(&self) -> Option<FleetSummary> {
+        self.inner
+            .fleet_snapshot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     // ------------------------------------------------------------ work orders

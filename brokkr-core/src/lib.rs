@@ -28,6 +28,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod ids;
+mod key_cache;
 pub mod model;
 pub mod probe;
 pub mod redact;

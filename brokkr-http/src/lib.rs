@@ -17,6 +17,7 @@
 pub mod client;
 pub mod events;
 pub mod extract;
+pub mod fleet_snapshot;
 pub mod metrics;
 pub mod openapi;
 #[cfg(feature = "otel")]

@@ -407,6 +407,8 @@ pub struct Telemetry {
     /// Bumped whenever this process changes a webhook subscription, so the dispatcher
     /// re-reads them at once.
     pub webhooks_changed: Arc<std::sync::atomic::AtomicU64>,
+    /// Keeps the fleet summary snapshot fresh while summaries are read.
+    pub fleet_snapshot: Arc<crate::fleet_snapshot::FleetSnapshotRefresher>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -430,6 +432,7 @@ impl Telemetry {
             metrics,
             events: crate::events::EventHub::new(1024),
             webhooks_changed: Arc::default(),
+            fleet_snapshot: Arc::default(),
         }
     }
 

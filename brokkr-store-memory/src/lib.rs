@@ -207,6 +207,14 @@ impl AgentStore for MemoryStore {
     async fn liveness(&self, id: AgentId) -> Result<Option<AgentLiveness>> {
         Ok(self.read().liveness.get(&id).cloned())
     }
+
+    async fn liveness_of(&self, ids: &[AgentId]) -> Result<HashMap<AgentId, AgentLiveness>> {
+        let state = self.read();
+        Ok(ids
+            .iter()
+            .filter_map(|id| state.liveness.get(id).map(|l| (*id, l.clone())))
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -827,4 +835,43 @@ mod tests {
     }
 
     brokkr_core::store_conformance_tests!(fresh(), same);
+
+    mod rollup_property {
+        use brokkr_core::health::Health;
+        use brokkr_core::store::conformance::{
+            FleetStep, ROLLUP_AGENTS, ROLLUP_OBJECTS, fleet_rollup_matches_a_full_recompute_after,
+        };
+        use proptest::prelude::*;
+
+        use super::fresh;
+
+        fn step() -> impl Strategy<Value = FleetStep> {
+            let status = prop_oneof![
+                Just(Health::Healthy),
+                Just(Health::Unknown),
+                Just(Health::Degraded),
+                Just(Health::Failing)
+            ];
+            prop_oneof![
+                6 => (0..ROLLUP_AGENTS, 0..ROLLUP_OBJECTS, status, 0i64..300)
+                    .prop_map(|(agent, object, status, at)| FleetStep::Report { agent, object, status, at }),
+                3 => (0..ROLLUP_AGENTS, 0i64..300, prop::option::of(0i64..8000))
+                    .prop_map(|(agent, at, cpu)| FleetStep::Heartbeat { agent, at, cpu }),
+                1 => (0..ROLLUP_AGENTS).prop_map(|agent| FleetStep::Delete { agent }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+            /// Whatever the history, the maintained rollup equals a full recompute.
+            #[test]
+            fn the_rollup_equals_a_full_recompute(steps in prop::collection::vec(step(), 1..40)) {
+                let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                runtime.block_on(async {
+                    fleet_rollup_matches_a_full_recompute_after(fresh().await, &steps).await;
+                });
+            }
+        }
+    }
 }

@@ -1,11 +1,12 @@
 //! `agents`, `agent_keys`, `agent_liveness`.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use brokkr_core::Result;
 use brokkr_core::ids::AgentId;
 use brokkr_core::model::{Agent, ClusterSnapshot};
 use brokkr_core::store::{AgentLiveness, AgentStore, HeartbeatRecord, Page, PageRequest, PakHash};
-use chrono::{DateTime, Utc};
 use sea_query::{Expr, ExprTrait, Order, PostgresQueryBuilder, Query};
 use sea_query_sqlx::SqlxBinder;
 use sqlx::postgres::PgRow;
@@ -173,65 +174,40 @@ impl AgentStore for PgStore {
         if beats.is_empty() {
             return Ok(0);
         }
-        let mut ids = Vec::with_capacity(beats.len());
-        let mut at = Vec::with_capacity(beats.len());
-        let mut checked: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(beats.len());
-        let mut snapshots: Vec<Option<serde_json::Value>> = Vec::with_capacity(beats.len());
-        for beat in beats {
-            ids.push(beat.agent_id.0);
-            at.push(beat.received_at);
-            checked.push(beat.health_checked_at);
-            snapshots.push(if beat.snapshot.is_empty() {
-                None
-            } else {
-                Some(serde_json::to_value(&beat.snapshot).map_err(|e| corrupt("snapshot", e))?)
-            });
-        }
-        // One statement for the whole batch. Per agent only its newest heartbeat of the
-        // batch counts, and never one older than what is stored.
-        let result = sqlx::query(
-            "UPDATE agent_liveness AS l SET
-                 last_heartbeat_at = b.at,
-                 health_checked_at = COALESCE(b.checked, l.health_checked_at),
-                 snapshot = COALESCE(b.snapshot, l.snapshot)
-             FROM (
-                 SELECT DISTINCT ON (id) id, at, checked, snapshot
-                 FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::jsonb[])
-                     AS t(id, at, checked, snapshot)
-                 ORDER BY id, at DESC
-             ) AS b
-             WHERE l.agent_id = b.id
-               AND (l.last_heartbeat_at IS NULL OR l.last_heartbeat_at <= b.at)",
-        )
-        .bind(ids)
-        .bind(at)
-        .bind(checked)
-        .bind(snapshots)
-        .execute(&self.pool)
-        .await
-        .db()?;
-        Ok(result.rows_affected())
+        self.heartbeats.record(&self.pool, beats).await
     }
 
     async fn liveness(&self, id: AgentId) -> Result<Option<AgentLiveness>> {
-        let row = sqlx::query(
-            "SELECT last_heartbeat_at, health_checked_at, snapshot FROM agent_liveness WHERE agent_id = $1",
+        Ok(self.liveness_of(&[id]).await?.remove(&id))
+    }
+
+    async fn liveness_of(&self, ids: &[AgentId]) -> Result<HashMap<AgentId, AgentLiveness>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = sqlx::query(
+            "SELECT agent_id, last_heartbeat_at, health_checked_at, snapshot
+             FROM agent_liveness WHERE agent_id = ANY($1)",
         )
-        .bind(id.0)
-        .fetch_optional(&self.pool)
+        .bind(ids.iter().map(|id| id.0).collect::<Vec<Uuid>>())
+        .fetch_all(&self.pool)
         .await
         .db()?;
-        let Some(row) = row else { return Ok(None) };
-        let snapshot: Option<serde_json::Value> = get(&row, "snapshot")?;
-        Ok(Some(AgentLiveness {
-            last_heartbeat_at: row
-                .try_get("last_heartbeat_at")
-                .map_err(|e| corrupt("last_heartbeat_at", e))?,
-            health_checked_at: get(&row, "health_checked_at")?,
-            snapshot: snapshot
-                .map(serde_json::from_value::<ClusterSnapshot>)
-                .transpose()
-                .map_err(|e| corrupt("snapshot", e))?,
-        }))
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let snapshot: Option<serde_json::Value> = get(row, "snapshot")?;
+            let live = AgentLiveness {
+                last_heartbeat_at: row
+                    .try_get("last_heartbeat_at")
+                    .map_err(|e| corrupt("last_heartbeat_at", e))?,
+                health_checked_at: get(row, "health_checked_at")?,
+                snapshot: snapshot
+                    .map(serde_json::from_value::<ClusterSnapshot>)
+                    .transpose()
+                    .map_err(|e| corrupt("snapshot", e))?,
+            };
+            out.insert(AgentId(get(row, "agent_id")?), live);
+        }
+        Ok(out)
     }
 }

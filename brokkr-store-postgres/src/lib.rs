@@ -22,12 +22,14 @@ mod error;
 mod events;
 mod fleet;
 mod health;
+mod heartbeats;
 mod rows;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod webhooks;
 mod work_orders;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -63,6 +65,8 @@ impl Default for PgStoreOptions {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Concurrent heartbeats are written together (group commit).
+    heartbeats: Arc<heartbeats::GroupCommit>,
 }
 
 /// The embedded migrations.
@@ -82,7 +86,7 @@ impl PgStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await?;
-        let store = Self { pool };
+        let store = Self::from_pool(pool);
         if options.migrate {
             store.migrate().await?;
         }
@@ -91,7 +95,10 @@ impl PgStore {
 
     /// A store over an existing pool (migrations are the caller's business).
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            heartbeats: Arc::default(),
+        }
     }
 
     /// Applies the embedded migrations (idempotent).

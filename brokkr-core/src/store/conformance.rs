@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use super::{HeartbeatRecord, PageRequest, PakHash, ResultOutcome, Store, UpsertOutcome};
+use super::{
+    FleetRollup, HeartbeatRecord, PageRequest, PakHash, ResultOutcome, Store, UpsertOutcome,
+};
 use crate::Error;
 use crate::diagnostics::{ClaimOutcome, DiagnosticPolicy, DiagnosticRequest, DiagnosticStatus};
 use crate::health::Health;
@@ -274,6 +276,252 @@ pub async fn heartbeats_keep_the_latest_liveness(store: Arc<dyn Store>) {
     assert_eq!(live.snapshot, Some(snapshot));
     assert_eq!(live.health_checked_at, Some(t0() - secs(5)));
     assert_eq!(store.liveness(AgentId::new()).await.unwrap(), None);
+    // Many at once: the same answers, unknown agents left out.
+    let many = store
+        .liveness_of(&[a.id, b.id, AgentId::new()])
+        .await
+        .unwrap();
+    assert_eq!(many.len(), 2);
+    assert_eq!(many[&a.id], live);
+    assert_eq!(
+        Some(&many[&b.id]),
+        store.liveness(b.id).await.unwrap().as_ref()
+    );
+    assert!(store.liveness_of(&[]).await.unwrap().is_empty());
+}
+
+/// Heartbeats arriving together (a store may write them as one batch) are each answered
+/// with their own outcome, and only once they can be read back.
+pub async fn concurrent_heartbeats_are_answered_once_stored(store: Arc<dyn Store>) {
+    const AGENTS: usize = 24;
+    const BEATS: i64 = 4;
+    let mut agents = Vec::new();
+    for i in 0..AGENTS {
+        let a = agent(&format!("edge-{i}"));
+        store.insert_agent(&a, &pak(i as u8 + 1)).await.unwrap();
+        agents.push(a.id);
+    }
+    let unknown: Vec<AgentId> = (0..8).map(|_| AgentId::new()).collect();
+    let everyone = agents.len() * BEATS as usize + unknown.len();
+    let barrier = Arc::new(tokio::sync::Barrier::new(everyone));
+    let mut tasks = tokio::task::JoinSet::new();
+    let beats = agents
+        .iter()
+        .flat_map(|a| (1..=BEATS).map(move |n| (*a, n)))
+        .chain(unknown.iter().map(|a| (*a, 1)));
+    for (id, n) in beats {
+        let (store, barrier) = (store.clone(), barrier.clone());
+        tasks.spawn(async move {
+            // Clocks have nanoseconds, which a store may round away: the answer must
+            // still be about this heartbeat.
+            let beat = HeartbeatRecord {
+                agent_id: id,
+                received_at: t0() + secs(n) + Duration::nanoseconds(1_234),
+                snapshot: ClusterSnapshot {
+                    node_count: Some(n),
+                    ..ClusterSnapshot::default()
+                },
+                health_checked_at: None,
+            };
+            barrier.wait().await;
+            let recorded = store.record_heartbeats(&[beat]).await.unwrap();
+            let seen = store.liveness(id).await.unwrap();
+            (id, n, recorded, seen.and_then(|l| l.last_heartbeat_at))
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (id, n, recorded, seen) = done.unwrap();
+        if unknown.contains(&id) {
+            assert_eq!((recorded, seen), (0, None), "unknown agent {id}");
+            continue;
+        }
+        assert!(recorded <= 1);
+        if n == BEATS {
+            assert_eq!(
+                recorded, 1,
+                "the newest heartbeat of {id} is always recorded"
+            );
+        }
+        if recorded == 1 {
+            assert!(
+                seen >= Some(t0() + secs(n) + Duration::microseconds(1)),
+                "answered before it was stored: {id} beat {n}, read {seen:?}"
+            );
+        }
+    }
+    for id in agents {
+        let live = store.liveness(id).await.unwrap().unwrap();
+        let last = live.last_heartbeat_at.unwrap();
+        assert!(last > t0() + secs(BEATS) && last < t0() + secs(BEATS + 1));
+        assert_eq!(live.snapshot.and_then(|s| s.node_count), Some(BEATS));
+    }
+}
+
+/// One step of a fleet's history, for the rollup property: the maintained rollup must
+/// equal a full recompute after every step.
+#[derive(Debug, Clone)]
+pub enum FleetStep {
+    /// Agent slot `agent` (registered on first use) reports `status` for object slot
+    /// `object`, checked `at` seconds after [`t0`].
+    Report {
+        /// Agent slot, below [`ROLLUP_AGENTS`].
+        agent: u8,
+        /// Object slot, below [`ROLLUP_OBJECTS`].
+        object: u8,
+        /// The verdict.
+        status: Health,
+        /// Seconds after `t0`.
+        at: i64,
+    },
+    /// A heartbeat of agent slot `agent` at `at` seconds, with a CPU capacity or none.
+    Heartbeat {
+        /// Agent slot.
+        agent: u8,
+        /// Seconds after `t0`.
+        at: i64,
+        /// Reported CPU capacity (millicores).
+        cpu: Option<i64>,
+    },
+    /// The agent of slot `agent` is deleted (its rows go with it).
+    Delete {
+        /// Agent slot.
+        agent: u8,
+    },
+}
+
+/// Agent slots of [`FleetStep`].
+pub const ROLLUP_AGENTS: u8 = 4;
+/// Object slots of [`FleetStep`].
+pub const ROLLUP_OBJECTS: u8 = 3;
+
+/// A fixed pseudo-random history of `n` steps (the same on every store).
+pub fn fleet_history(mut seed: u64, n: usize) -> Vec<FleetStep> {
+    let mut next = move |bound: u64| {
+        // xorshift64: reproducible without a dependency.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound
+    };
+    let statuses = [
+        Health::Healthy,
+        Health::Unknown,
+        Health::Degraded,
+        Health::Failing,
+    ];
+    (0..n)
+        .map(|_| {
+            let agent = next(u64::from(ROLLUP_AGENTS)) as u8;
+            let at = next(300) as i64;
+            match next(10) {
+                0 => FleetStep::Delete { agent },
+                1..=3 => FleetStep::Heartbeat {
+                    agent,
+                    at,
+                    cpu: (next(3) > 0).then(|| next(8000) as i64),
+                },
+                _ => FleetStep::Report {
+                    agent,
+                    object: next(u64::from(ROLLUP_OBJECTS)) as u8,
+                    status: statuses[next(4) as usize],
+                    at,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Applies `steps` and, after each, compares the maintained rollup with one computed
+/// from the stored rows.
+pub async fn fleet_rollup_matches_a_full_recompute_after(
+    store: Arc<dyn Store>,
+    steps: &[FleetStep],
+) {
+    let s = stack("rollup");
+    store.insert_stack(&s).await.unwrap();
+    let mut objects = Vec::new();
+    for _ in 0..ROLLUP_OBJECTS {
+        objects.push(
+            store
+                .insert_deployment_object(&object(s.id))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let mut agents: Vec<Option<AgentId>> = vec![None; usize::from(ROLLUP_AGENTS)];
+    let mut registered = 0u8;
+    for (n, step) in steps.iter().enumerate() {
+        let slot = match step {
+            FleetStep::Report { agent, .. }
+            | FleetStep::Heartbeat { agent, .. }
+            | FleetStep::Delete { agent } => usize::from(*agent % ROLLUP_AGENTS),
+        };
+        if agents[slot].is_none() && !matches!(step, FleetStep::Delete { .. }) {
+            registered = registered.wrapping_add(1);
+            let a = agent(&format!("rollup-{registered}"));
+            store.insert_agent(&a, &pak(registered)).await.unwrap();
+            agents[slot] = Some(a.id);
+        }
+        match step {
+            FleetStep::Report {
+                object, status, at, ..
+            } => {
+                let id = agents[slot].unwrap();
+                let o = objects[usize::from(*object % ROLLUP_OBJECTS)];
+                let r = record(id, o, *status, t0() + secs(*at));
+                store.upsert_health(&[r], t0()).await.unwrap();
+            }
+            FleetStep::Heartbeat { at, cpu, .. } => {
+                let beat = HeartbeatRecord {
+                    agent_id: agents[slot].unwrap(),
+                    received_at: t0() + secs(*at),
+                    snapshot: ClusterSnapshot {
+                        cluster_cpu_capacity: *cpu,
+                        node_count: cpu.map(|_| 2),
+                        ..ClusterSnapshot::default()
+                    },
+                    health_checked_at: None,
+                };
+                store.record_heartbeats(&[beat]).await.unwrap();
+            }
+            FleetStep::Delete { .. } => {
+                if let Some(id) = agents[slot].take() {
+                    assert!(store.delete_agent(id).await.unwrap());
+                }
+            }
+        }
+        let live: Vec<AgentId> = agents.iter().flatten().copied().collect();
+        assert_rollup_is_recomputed(&*store, &live, &format!("after step {n}: {step:?}")).await;
+    }
+}
+
+async fn assert_rollup_is_recomputed(store: &dyn Store, agents: &[AgentId], context: &str) {
+    let (stale_before, lost_before) = (t0() + secs(200), t0() + secs(100));
+    let mut expected = FleetRollup::default();
+    for id in agents {
+        expected.agents += 1;
+        let live = store.liveness(*id).await.unwrap().unwrap();
+        match live.last_heartbeat_at {
+            Some(at) if at >= stale_before => expected.fresh += 1,
+            Some(at) if at >= lost_before => expected.stale += 1,
+            _ => expected.lost += 1,
+        }
+        if let Some(snapshot) = live.snapshot {
+            expected.cpu_capacity += snapshot.cluster_cpu_capacity.unwrap_or(0);
+            expected.nodes += snapshot.node_count.unwrap_or(0);
+        }
+        for row in store.health_of_agent(*id).await.unwrap() {
+            expected.count_health(row.status, 1);
+        }
+    }
+    let maintained = store.fleet_rollup(stale_before, lost_before).await.unwrap();
+    assert_eq!(maintained, expected, "{context}");
+}
+
+/// The rollup property over a fixed 80-step history.
+pub async fn fleet_rollup_matches_a_full_recompute(store: Arc<dyn Store>) {
+    fleet_rollup_matches_a_full_recompute_after(store, &fleet_history(0x5eed_f1ee7, 80)).await;
 }
 
 pub async fn deployment_objects_get_increasing_sequence_ids(store: Arc<dyn Store>) {
@@ -1167,6 +1415,7 @@ macro_rules! store_conformance_tests {
 
             contract!(agents_are_stored_listed_and_found_by_key);
             contract!(heartbeats_keep_the_latest_liveness);
+            contract!(concurrent_heartbeats_are_answered_once_stored);
             contract!(keys_are_rotated_revoked_and_agents_deleted);
             contract!(deployment_objects_get_increasing_sequence_ids);
             contract!(targets_are_idempotent_and_checked);
@@ -1176,6 +1425,7 @@ macro_rules! store_conformance_tests {
             contract!(diagnostics_are_claimed_once_and_answered_once);
             contract!(diagnostics_expire_and_are_cleaned_up_once);
             contract!(fleet_rollup_counts_staleness_and_capacity);
+            contract!(fleet_rollup_matches_a_full_recompute);
             contract!(webhooks_are_stored_listed_and_deleted);
             contract!(health_transitions_reach_the_outbox_in_order);
 

@@ -141,6 +141,13 @@ impl<S: Store + ?Sized> AgentStore for MeteredStore<S> {
     async fn liveness(&self, id: AgentId) -> Result<Option<AgentLiveness>> {
         self.timed("liveness", self.inner.liveness(id)).await
     }
+
+    async fn liveness_of(
+        &self,
+        ids: &[AgentId],
+    ) -> Result<std::collections::HashMap<AgentId, AgentLiveness>> {
+        self.timed("liveness_of", self.inner.liveness_of(ids)).await
+    }
 }
 
 #[async_trait]

@@ -105,6 +105,13 @@ pub trait AgentStore: Send + Sync {
 
     /// The agent's liveness; `None` for an unknown agent.
     async fn liveness(&self, id: AgentId) -> Result<Option<AgentLiveness>>;
+
+    /// The liveness of each of `ids` in one read (listing agents must not cost a round
+    /// trip per agent); unknown agents are left out.
+    async fn liveness_of(
+        &self,
+        ids: &[AgentId],
+    ) -> Result<std::collections::HashMap<AgentId, AgentLiveness>>;
 }
 
 /// Stacks, deployment objects and which agents target which stacks.

@@ -19,6 +19,7 @@ const BUDGET: Duration = Duration::from_secs(2);
 /// Prometheus text format 0.0.4, or OpenMetrics when the `Accept` header asks for it.
 pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let telemetry = &state.telemetry;
+    telemetry.fleet_snapshot.reading(&state.broker);
     telemetry.metrics.refresh(&state.broker, BUDGET).await;
     let wants_openmetrics = headers
         .get(header::ACCEPT)
@@ -63,6 +64,7 @@ pub(crate) async fn snapshot(State(state): State<AppState>) -> Result<Json<Value
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such route"));
     }
     let broker = &state.broker;
+    state.telemetry.fleet_snapshot.reading(broker);
     let admin = Principal::Admin;
     let (agents, health, diagnostics, queue) = tokio::join!(
         section(async { Ok(broker.fleet_summary(&admin).await?.agents) }),

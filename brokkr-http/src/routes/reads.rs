@@ -123,5 +123,7 @@ pub(crate) async fn fleet_summary(
     State(state): State<AppState>,
     Caller(who): Caller,
 ) -> Result<Json<FleetSummary>, ApiError> {
-    Ok(Json(state.broker.fleet_summary(&who).await?))
+    let summary = state.broker.fleet_summary(&who).await?;
+    state.telemetry.fleet_snapshot.reading(&state.broker);
+    Ok(Json(summary))
 }
