@@ -1045,7 +1045,10 @@ async fn agent_child(args: &Args) -> Result<(), Failure> {
         agent_id,
         var("BROKKR_PERF_PAK")?,
     ))?;
-    let clock = ManualClock::new(Utc::now());
+    // Simulated time runs from 5 minutes ago up to now: the broker (real time) accepts
+    // the past, not timestamps from the future.
+    let span = chrono::Duration::seconds(CHILD_STEP_S * CHILD_CYCLES as i64);
+    let clock = ManualClock::new(Utc::now() - span);
     let cluster = Arc::new(SimulatedCluster::new(
         Arc::new(clock.clone()),
         SimulationConfig {

@@ -580,6 +580,36 @@ async fn the_heartbeat_carries_the_cluster_snapshot() {
 }
 
 #[tokio::test]
+async fn an_overcommitted_cluster_still_gets_its_heartbeat_through() {
+    let w = world().await;
+    // 200 pods requesting 100m each on one 4-core node: more requested than allocatable.
+    let crowded = Arc::new(SimulatedCluster::new(
+        Arc::new(w.clock.clone()),
+        SimulationConfig {
+            pods_per_object: 200,
+            nodes: 1,
+            ..SimulationConfig::default()
+        },
+    ));
+    let agent = new_agent(&crowded, w.api.clone(), &w.clock);
+    agent.reconcile_once().await.unwrap();
+    agent.heartbeat_once().await.unwrap();
+    let status = w
+        .broker
+        .operational_status(&w.admin, w.agent_id)
+        .await
+        .unwrap();
+    let s = status.snapshot.unwrap();
+    assert_eq!(s.cluster_cpu_capacity, Some(4_000));
+    assert_eq!(
+        s.cluster_cpu_available,
+        Some(0),
+        "no headroom, not negative"
+    );
+    assert_eq!(status.last_heartbeat_at, Some(w.clock.now()));
+}
+
+#[tokio::test]
 async fn pods_on_a_lost_node_make_the_object_unknown_not_healthy() {
     let w = world().await;
     w.agent.reconcile_once().await.unwrap();

@@ -51,6 +51,35 @@ pub struct ClusterState {
     pub api_latency_ms: Option<i64>,
 }
 
+impl ClusterState {
+    /// The figures in the ranges a heartbeat must keep to: pod requests beyond what the
+    /// nodes allocate (pods still counted on a node that went away) would give negative
+    /// headroom, which the broker refuses, and one refused figure would cost the whole
+    /// heartbeat. Headroom is kept within `[0, capacity]`, ready nodes within the node
+    /// count; a negative count or latency is dropped as not measured.
+    #[must_use]
+    pub fn clamped(self) -> Self {
+        let count = |n: Option<i64>| n.filter(|n| *n >= 0);
+        let within = |part: Option<i64>, whole: Option<i64>| {
+            part.map(|p| p.clamp(0, whole.unwrap_or(i64::MAX).max(0)))
+        };
+        let (cpu, memory, nodes) = (
+            count(self.cpu_capacity_millis),
+            count(self.memory_capacity_bytes),
+            count(self.node_count),
+        );
+        Self {
+            node_count: nodes,
+            node_ready_count: within(self.node_ready_count, nodes),
+            cpu_capacity_millis: cpu,
+            cpu_available_millis: within(self.cpu_available_millis, cpu),
+            memory_capacity_bytes: memory,
+            memory_available_bytes: within(self.memory_available_bytes, memory),
+            api_latency_ms: count(self.api_latency_ms),
+        }
+    }
+}
+
 /// Which events a diagnostics bundle wants: those about the given objects, recently.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventScope {
@@ -161,5 +190,52 @@ impl<P: ClusterProbe + ?Sized> ClusterProbe for std::sync::Arc<P> {
     }
     async fn log_tail(&self, query: &LogQuery) -> Result<Vec<String>, ProbeError> {
         (**self).log_tail(query).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clamped_figures_stay_in_the_ranges_a_heartbeat_accepts() {
+        let overcommitted = ClusterState {
+            node_count: Some(2),
+            node_ready_count: Some(3),
+            cpu_capacity_millis: Some(8_000),
+            cpu_available_millis: Some(-1_500),
+            memory_capacity_bytes: Some(100),
+            memory_available_bytes: Some(150),
+            api_latency_ms: Some(-1),
+        };
+        let c = overcommitted.clamped();
+        assert_eq!((c.node_count, c.node_ready_count), (Some(2), Some(2)));
+        assert_eq!(
+            (c.cpu_capacity_millis, c.cpu_available_millis),
+            (Some(8_000), Some(0))
+        );
+        assert_eq!(c.memory_available_bytes, Some(100));
+        assert_eq!(c.api_latency_ms, None);
+        // Without a capacity only the lower bound applies; plausible figures pass as is.
+        let partial = ClusterState {
+            cpu_available_millis: Some(-3),
+            memory_available_bytes: Some(7),
+            ..ClusterState::default()
+        }
+        .clamped();
+        assert_eq!(
+            (partial.cpu_available_millis, partial.memory_available_bytes),
+            (Some(0), Some(7))
+        );
+        let fine = ClusterState {
+            node_count: Some(3),
+            node_ready_count: Some(3),
+            cpu_capacity_millis: Some(4_000),
+            cpu_available_millis: Some(1_000),
+            memory_capacity_bytes: Some(10),
+            memory_available_bytes: Some(0),
+            api_latency_ms: Some(4),
+        };
+        assert_eq!(fine.clone().clamped(), fine);
     }
 }

@@ -31,7 +31,7 @@ use crate::model::{
     ClusterSnapshot, DeploymentObject, DiagnosticBundle, DiagnosticOutcome, HealthReport,
     HealthReportItem, HealthSummary, Heartbeat,
 };
-use crate::probe::{Applier, ClusterProbe, ProbeError};
+use crate::probe::{Applier, ClusterProbe, ClusterState, ProbeError};
 use crate::redact::{LINE_CAP, redact_lines};
 
 /// What one reconcile cycle did.
@@ -329,7 +329,7 @@ where
             k8s_api_healthy: Some(cluster.is_ok()),
             ..ClusterSnapshot::default()
         };
-        match cluster {
+        match cluster.map(ClusterState::clamped) {
             Ok(c) => {
                 snapshot.node_count = c.node_count;
                 snapshot.node_ready_count = c.node_ready_count;
