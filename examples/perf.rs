@@ -407,12 +407,15 @@ async fn raw_rate(fleet: &Fleet, duration: Duration) -> (f64, Vec<Duration>) {
                 .iter()
                 .map(|r| serde_json::to_value(&r.summary).unwrap_or_default())
                 .collect();
+            // Every column of the rows, the summary digest included (its bytes do not
+            // matter to Postgres; computing them is the store's cost, not this one's).
             let done = sqlx::query(
-                "INSERT INTO deployment_health (agent_id, deployment_object_id, status, summary, checked_at, reported_at)
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::timestamptz[])
+                "INSERT INTO deployment_health (agent_id, deployment_object_id, status, summary, checked_at, reported_at, summary_digest)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::timestamptz[], $7::bytea[])
                  ON CONFLICT (agent_id, deployment_object_id) DO UPDATE SET
                      status = EXCLUDED.status, summary = EXCLUDED.summary,
-                     checked_at = EXCLUDED.checked_at, reported_at = EXCLUDED.reported_at",
+                     checked_at = EXCLUDED.checked_at, reported_at = EXCLUDED.reported_at,
+                     summary_digest = EXCLUDED.summary_digest",
             )
             .bind(records.iter().map(|r| r.agent_id.as_uuid()).collect::<Vec<_>>())
             .bind(records.iter().map(|r| r.deployment_object_id.as_uuid()).collect::<Vec<_>>())
@@ -420,6 +423,7 @@ async fn raw_rate(fleet: &Fleet, duration: Duration) -> (f64, Vec<Duration>) {
             .bind(summaries)
             .bind(records.iter().map(|r| r.checked_at).collect::<Vec<_>>())
             .bind(records.iter().map(|r| r.reported_at).collect::<Vec<_>>())
+            .bind(records.iter().map(|_| vec![round as u8; 16]).collect::<Vec<_>>())
             .execute(&pool)
             .await;
             match done {

@@ -26,7 +26,7 @@ use brokkr_core::staleness::Staleness;
 use brokkr_core::store::{
     AgentLiveness, AgentStore, CatalogStore, DeliveryStore, DiagnosticCounts, DiagnosticStore,
     EventStore, FleetRollup, FleetStore, HealthStore, HeartbeatRecord, Page, PageRequest, PakHash,
-    ResultOutcome, UpsertOutcome, WorkOrderStore,
+    ResultOutcome, StoredVerdict, UpsertOutcome, WorkOrderStore,
 };
 use brokkr_core::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -501,7 +501,10 @@ impl HealthStore for MemoryStore {
         let mut outcomes = Vec::with_capacity(records.len());
         for record in records {
             let key = (record.agent_id, record.deployment_object_id);
-            let stored = state.health.get(&key);
+            let stored = state
+                .health
+                .get(&key)
+                .map(|old| StoredVerdict::of(old, record));
             let outcome = UpsertOutcome::decide(stored, record, rewrite_before);
             if let UpsertOutcome::Accepted { previous } = outcome {
                 if let Some(old) = previous {

@@ -55,3 +55,51 @@ async fn an_unreachable_database_is_unavailable_not_a_crash() {
     let core: brokkr_core::Error = err.into();
     assert!(matches!(core, brokkr_core::Error::Unavailable(_)), "{core}");
 }
+
+#[tokio::test]
+async fn rows_written_before_summary_digests_are_rewritten_once() {
+    use brokkr_core::health::Health;
+    use brokkr_core::model::{HealthRecord, HealthSummary};
+    use brokkr_core::store::conformance::{agent, object, stack, t0};
+    use brokkr_core::store::{AgentStore, CatalogStore, HealthStore, UpsertOutcome};
+    let store = fresh().await;
+    let a = agent("edge");
+    store.insert_agent(&a, &[7; 32]).await.unwrap();
+    let s = stack("shop");
+    store.insert_stack(&s).await.unwrap();
+    let o = store.insert_deployment_object(&object(s.id)).await.unwrap();
+    let verdict = |minutes: i64| HealthRecord {
+        agent_id: a.id,
+        deployment_object_id: o.id,
+        status: Health::Healthy,
+        summary: HealthSummary {
+            pods_ready: 2,
+            pods_total: 2,
+            ..HealthSummary::default()
+        },
+        checked_at: t0() + chrono::Duration::minutes(minutes),
+        reported_at: t0() + chrono::Duration::minutes(minutes),
+    };
+    let first = store.upsert_health(&[verdict(0)], t0()).await.unwrap();
+    assert_eq!(first, [UpsertOutcome::Accepted { previous: None }]);
+    let again = store.upsert_health(&[verdict(1)], t0()).await.unwrap();
+    assert_eq!(
+        again,
+        [UpsertOutcome::Unchanged],
+        "same summary, recent row"
+    );
+    // As a row from before migration 0004 looks.
+    sqlx::query("UPDATE deployment_health SET summary_digest = NULL")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let old_row = store.upsert_health(&[verdict(2)], t0()).await.unwrap();
+    assert_eq!(
+        old_row,
+        [UpsertOutcome::Accepted {
+            previous: Some(Health::Healthy)
+        }]
+    );
+    let then = store.upsert_health(&[verdict(3)], t0()).await.unwrap();
+    assert_eq!(then, [UpsertOutcome::Unchanged]);
+}

@@ -1238,6 +1238,97 @@ pub async fn outbox_decisions_hold_across_replicas(first: Arc<dyn Store>, second
 /// Writers on two handles add events concurrently while a reader polls after its cursor:
 /// the reader never finds an event below a cursor it has passed (sequence numbers become
 /// visible in order), and in the end has seen every event once.
+/// Writers racing on the same rows through two handles, mixing status changes with
+/// same-status updates and out-of-order checks: every row ends with its newest check,
+/// and the maintained counts equal a recount.
+pub async fn racing_reports_keep_the_newest_and_exact_counts(
+    first: Arc<dyn Store>,
+    second: Arc<dyn Store>,
+) {
+    let s = stack("race");
+    first.insert_stack(&s).await.unwrap();
+    let mut objects = Vec::new();
+    for _ in 0..3 {
+        objects.push(
+            first
+                .insert_deployment_object(&object(s.id))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let mut agents = Vec::new();
+    for n in 0..2u8 {
+        let a = agent(&format!("racer-{n}"));
+        first.insert_agent(&a, &pak(100 + n)).await.unwrap();
+        agents.push(a.id);
+    }
+    let statuses = [
+        Health::Healthy,
+        Health::Healthy,
+        Health::Degraded,
+        Health::Failing,
+    ];
+    // Every report is distinct (its own summary and check time), so each one that is
+    // not older than the stored row is written.
+    let mut sent: Vec<HealthRecord> = Vec::new();
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..6u32 {
+        let store = if w % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let mut batches = Vec::new();
+        for round in 0..12u32 {
+            let n = w * 100 + round;
+            let agent_id = agents[(n % 2) as usize];
+            let batch: Vec<HealthRecord> = objects
+                .iter()
+                .enumerate()
+                .map(|(k, o)| {
+                    // Out of order on purpose: later rounds are not always newer.
+                    let at = i64::from((n * 7 + k as u32 * 13) % 97);
+                    let mut r = record(
+                        agent_id,
+                        *o,
+                        statuses[((n + k as u32) % 4) as usize],
+                        t0() + secs(at),
+                    );
+                    r.summary.pods_ready = n;
+                    r
+                })
+                .collect();
+            sent.extend(batch.iter().cloned());
+            batches.push(batch);
+        }
+        writers.spawn(async move {
+            for batch in batches {
+                store.upsert_health(&batch, t0()).await.unwrap();
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+    for a in &agents {
+        let rows = first.health_of_agent(*a).await.unwrap();
+        assert_eq!(rows.len(), objects.len());
+        for row in rows {
+            let newest = sent
+                .iter()
+                .filter(|r| {
+                    r.agent_id == row.agent_id && r.deployment_object_id == row.deployment_object_id
+                })
+                .map(|r| r.checked_at)
+                .max()
+                .unwrap();
+            assert_eq!(row.checked_at, newest, "a newer check was overwritten");
+        }
+    }
+    assert_rollup_is_recomputed(&*first, &agents, "after the race").await;
+}
+
 pub async fn outbox_readers_never_skip_an_event(first: Arc<dyn Store>, second: Arc<dyn Store>) {
     let s = stack("shop");
     first.insert_stack(&s).await.unwrap();
@@ -1442,6 +1533,7 @@ macro_rules! store_conformance_tests {
             }
 
             across_replicas!(outbox_readers_never_skip_an_event);
+            across_replicas!(racing_reports_keep_the_newest_and_exact_counts);
             across_replicas!(outbox_decisions_hold_across_replicas);
             across_replicas!(concurrent_claims_have_one_winner);
         }

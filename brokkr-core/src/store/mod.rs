@@ -229,11 +229,34 @@ pub enum UpsertOutcome {
     Ignored,
 }
 
+/// What [`UpsertOutcome::decide`] needs of a stored verdict: a store may compare
+/// summaries by digest instead of reading them back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredVerdict {
+    /// The stored status.
+    pub status: Health,
+    /// The stored `checked_at`.
+    pub checked_at: DateTime<Utc>,
+    /// Whether the stored summary equals the incoming one.
+    pub same_summary: bool,
+}
+
+impl StoredVerdict {
+    /// `stored` as seen by `incoming`.
+    pub fn of(stored: &HealthRecord, incoming: &HealthRecord) -> Self {
+        Self {
+            status: stored.status,
+            checked_at: stored.checked_at,
+            same_summary: stored.summary == incoming.summary,
+        }
+    }
+}
+
 impl UpsertOutcome {
     /// The contract of [`HealthStore::upsert_health`] for one record against the stored
     /// row, shared by every store so they cannot drift apart.
     pub fn decide(
-        stored: Option<&HealthRecord>,
+        stored: Option<StoredVerdict>,
         incoming: &HealthRecord,
         rewrite_before: DateTime<Utc>,
     ) -> Self {
@@ -243,7 +266,7 @@ impl UpsertOutcome {
         if incoming.checked_at < old.checked_at {
             Self::Ignored
         } else if old.status == incoming.status
-            && old.summary == incoming.summary
+            && old.same_summary
             && old.checked_at >= rewrite_before
         {
             Self::Unchanged
