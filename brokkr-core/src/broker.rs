@@ -706,24 +706,26 @@ impl<S: Store + ?Sized> Broker<S> {
     }
 
     /// Objects of `ids` the agent may report on (of stacks it targets), with a reason for
-    /// each id it may not.
+    /// each id it may not; `NotFound` for an unknown agent. One store read.
     async fn reportable(
         &self,
         agent: AgentId,
         ids: &[DeploymentObjectId],
     ) -> Result<HashMap<DeploymentObjectId, std::result::Result<StackId, String>>> {
-        let stacks: HashSet<StackId> = self.targeted_stacks(agent).await?.into_iter().collect();
-        // One read for the whole batch, ids only (objects may carry megabytes of YAML).
-        let known = self.store_ref().object_stacks(ids).await?;
+        let reach = self
+            .store_ref()
+            .reach_of_agent(agent, ids)
+            .await?
+            .ok_or_else(|| Error::not_found("agent", agent))?;
         Ok(ids
             .iter()
             .map(|id| {
-                let verdict = match known.get(id) {
+                let verdict = match reach.get(id) {
                     None => Err("unknown deployment object".to_owned()),
-                    Some(stack) if !stacks.contains(stack) => {
+                    Some(r) if !r.targeted => {
                         Err("deployment object of a stack this agent does not target".to_owned())
                     }
-                    Some(stack) => Ok(*stack),
+                    Some(r) => Ok(r.stack_id),
                 };
                 (*id, verdict)
             })
@@ -739,9 +741,9 @@ impl<S: Store + ?Sized> Broker<S> {
         events: Vec<DeploymentStatusEvent>,
     ) -> Result<StatusReportResult> {
         who.require_agent(agent)?;
-        self.existing_agent(agent).await?;
         let now = self.now();
         let ids: Vec<_> = events.iter().map(|e| e.deployment_object_id).collect();
+        // Also answers whether the agent exists.
         let allowed = self.reportable(agent, &ids).await?;
         let mut good = Vec::new();
         let mut rejected = Vec::new();
@@ -778,7 +780,6 @@ impl<S: Store + ?Sized> Broker<S> {
         report: HealthReport,
     ) -> Result<HealthReportResult> {
         who.require_agent(agent)?;
-        self.existing_agent(agent).await?;
         // Duplicate ids are a client bug: the whole batch is refused.
         report.check_duplicates()?;
         let now = self.now();

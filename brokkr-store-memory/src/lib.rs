@@ -25,8 +25,8 @@ use brokkr_core::model::{
 use brokkr_core::staleness::Staleness;
 use brokkr_core::store::{
     AgentLiveness, AgentStore, CatalogStore, DeliveryStore, DiagnosticCounts, DiagnosticStore,
-    EventStore, FleetRollup, FleetStore, HealthStore, HeartbeatRecord, Page, PageRequest, PakHash,
-    ResultOutcome, StoredVerdict, UpsertOutcome, WorkOrderStore,
+    EventStore, FleetRollup, FleetStore, HealthStore, HeartbeatRecord, ObjectReach, Page,
+    PageRequest, PakHash, ResultOutcome, StoredVerdict, UpsertOutcome, WorkOrderStore,
 };
 use brokkr_core::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -271,15 +271,25 @@ impl CatalogStore for MemoryStore {
         Ok(self.read().objects.get(&id).cloned())
     }
 
-    async fn object_stacks(
+    async fn reach_of_agent(
         &self,
+        agent: AgentId,
         objects: &[DeploymentObjectId],
-    ) -> Result<HashMap<DeploymentObjectId, StackId>> {
+    ) -> Result<Option<HashMap<DeploymentObjectId, ObjectReach>>> {
         let state = self.read();
-        Ok(objects
-            .iter()
-            .filter_map(|id| state.objects.get(id).map(|o| (*id, o.stack_id)))
-            .collect())
+        if !state.agents.contains_key(&agent) {
+            return Ok(None);
+        }
+        Ok(Some(
+            objects
+                .iter()
+                .filter_map(|id| {
+                    let stack_id = state.objects.get(id)?.stack_id;
+                    let targeted = state.targets.contains_key(&(agent, stack_id));
+                    Some((*id, ObjectReach { stack_id, targeted }))
+                })
+                .collect(),
+        ))
     }
 
     async fn latest_objects(&self, stacks: &[StackId]) -> Result<Vec<DeploymentObject>> {

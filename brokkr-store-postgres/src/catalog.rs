@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use brokkr_core::ids::{AgentId, DeploymentObjectId, StackId};
 use brokkr_core::model::{DeploymentObject, Stack, Target};
-use brokkr_core::store::CatalogStore;
+use brokkr_core::store::{CatalogStore, ObjectReach};
 use brokkr_core::{Error, Result};
 use sea_query::{Expr, ExprTrait, PostgresQueryBuilder, Query};
 use sea_query_sqlx::SqlxBinder;
@@ -123,24 +123,41 @@ impl CatalogStore for PgStore {
         row.as_ref().map(object).transpose()
     }
 
-    async fn object_stacks(
+    async fn reach_of_agent(
         &self,
+        agent: AgentId,
         objects: &[DeploymentObjectId],
-    ) -> Result<std::collections::HashMap<DeploymentObjectId, StackId>> {
+    ) -> Result<Option<std::collections::HashMap<DeploymentObjectId, ObjectReach>>> {
         let ids: Vec<Uuid> = objects.iter().map(|o| o.0).collect();
-        let rows = sqlx::query("SELECT id, stack_id FROM deployment_objects WHERE id = ANY($1)")
-            .bind(ids)
-            .fetch_all(&self.pool)
-            .await
-            .db()?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    DeploymentObjectId(get(row, "id")?),
-                    StackId(get(row, "stack_id")?),
-                ))
-            })
-            .collect()
+        // One row per existing object, or one row of NULLs: the agent's existence comes
+        // with it.
+        let rows = sqlx::query(
+            "SELECT a.id AS agent_id, o.id, o.stack_id,
+                    EXISTS (SELECT 1 FROM targets AS t
+                            WHERE t.agent_id = a.id AND t.stack_id = o.stack_id) AS targeted
+             FROM (SELECT $1::uuid AS id) AS asked
+             LEFT JOIN agents AS a ON a.id = asked.id
+             LEFT JOIN deployment_objects AS o ON o.id = ANY($2) AND a.id IS NOT NULL",
+        )
+        .bind(agent.0)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        let mut reach = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            if get::<Option<Uuid>>(row, "agent_id")?.is_none() {
+                return Ok(None);
+            }
+            if let Some(id) = get::<Option<Uuid>>(row, "id")? {
+                let reached = ObjectReach {
+                    stack_id: StackId(get(row, "stack_id")?),
+                    targeted: get(row, "targeted")?,
+                };
+                reach.insert(DeploymentObjectId(id), reached);
+            }
+        }
+        Ok(Some(reach))
     }
 
     async fn latest_objects(&self, stacks: &[StackId]) -> Result<Vec<DeploymentObject>> {

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::{
-    FleetRollup, HeartbeatRecord, PageRequest, PakHash, ResultOutcome, Store, UpsertOutcome,
+    FleetRollup, HeartbeatRecord, ObjectReach, PageRequest, PakHash, ResultOutcome, Store,
+    UpsertOutcome,
 };
 use crate::Error;
 use crate::diagnostics::{ClaimOutcome, DiagnosticPolicy, DiagnosticRequest, DiagnosticStatus};
@@ -551,15 +552,49 @@ pub async fn deployment_objects_get_increasing_sequence_ids(store: Arc<dyn Store
         .latest_objects(&[s.id, other.id, StackId::new()])
         .await
         .unwrap();
+    // What an agent may report on, in one read: the agent targets `s` only.
+    let reporter = agent("reporter");
+    store.insert_agent(&reporter, &pak(42)).await.unwrap();
+    store
+        .insert_target(&Target {
+            agent_id: reporter.id,
+            stack_id: s.id,
+            created_at: t0(),
+        })
+        .await
+        .unwrap();
+    let elsewhere = store
+        .insert_deployment_object(&object(other.id))
+        .await
+        .unwrap();
+    let reach = |stack_id, targeted| ObjectReach { stack_id, targeted };
     assert_eq!(
         store
-            .object_stacks(&[first.id, second.id, DeploymentObjectId::new()])
+            .reach_of_agent(
+                reporter.id,
+                &[first.id, second.id, elsewhere.id, DeploymentObjectId::new()]
+            )
             .await
             .unwrap(),
-        std::collections::HashMap::from([(first.id, s.id), (second.id, s.id)]),
+        Some(std::collections::HashMap::from([
+            (first.id, reach(s.id, true)),
+            (second.id, reach(s.id, true)),
+            (elsewhere.id, reach(other.id, false)),
+        ])),
         "unknown objects are left out"
     );
-    assert_eq!(latest, vec![second]);
+    assert_eq!(
+        store.reach_of_agent(reporter.id, &[]).await.unwrap(),
+        Some(std::collections::HashMap::default())
+    );
+    assert_eq!(
+        store
+            .reach_of_agent(AgentId::new(), &[first.id])
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(latest, vec![second.clone()]);
 
     // Concurrent inserts into one stack get distinct sequence ids.
     let mut tasks = Vec::new();

@@ -183,11 +183,12 @@ impl<S: Store + ?Sized> CatalogStore for MeteredStore<S> {
         .await
     }
 
-    async fn object_stacks(
+    async fn reach_of_agent(
         &self,
+        agent: AgentId,
         objects: &[DeploymentObjectId],
-    ) -> Result<std::collections::HashMap<DeploymentObjectId, StackId>> {
-        self.timed("object_stacks", self.inner.object_stacks(objects))
+    ) -> Result<Option<std::collections::HashMap<DeploymentObjectId, super::ObjectReach>>> {
+        self.timed("reach_of_agent", self.inner.reach_of_agent(agent, objects))
             .await
     }
 

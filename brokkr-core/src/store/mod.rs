@@ -114,6 +114,15 @@ pub trait AgentStore: Send + Sync {
     ) -> Result<std::collections::HashMap<AgentId, AgentLiveness>>;
 }
 
+/// An object as an agent reporting on it sees it ([`CatalogStore::reach_of_agent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectReach {
+    /// The object's stack.
+    pub stack_id: StackId,
+    /// Whether the agent targets that stack.
+    pub targeted: bool,
+}
+
 /// Stacks, deployment objects and which agents target which stacks.
 #[async_trait]
 pub trait CatalogStore: Send + Sync {
@@ -135,12 +144,14 @@ pub trait CatalogStore: Send + Sync {
         id: DeploymentObjectId,
     ) -> Result<Option<DeploymentObject>>;
 
-    /// The stack of each of `objects` that exists (ids only: no YAML is read), for
-    /// checking a batch in one read.
-    async fn object_stacks(
+    /// What `agent` may report on among `objects`, in one read (ids only: no YAML is
+    /// read): for each object that exists, its stack and whether the agent targets that
+    /// stack. `None` when the agent does not exist.
+    async fn reach_of_agent(
         &self,
+        agent: AgentId,
         objects: &[DeploymentObjectId],
-    ) -> Result<std::collections::HashMap<DeploymentObjectId, StackId>>;
+    ) -> Result<Option<std::collections::HashMap<DeploymentObjectId, ObjectReach>>>;
 
     /// The objects with the highest `sequence_id` of each given stack (stacks without
     /// objects are left out).
