@@ -39,7 +39,8 @@ struct Args {
     /// PostgreSQL URL; without it the in-memory store is used.
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
-    /// TOML config file (keys: listen, database_url, admin_pak, log, log_format).
+    /// TOML config file (keys: listen, database_url, admin_pak, log, log_format,
+    /// key_cache_ttl_seconds, fleet_snapshot_max_age_seconds).
     #[arg(long, env = "BROKKR_CONFIG")]
     config: Option<PathBuf>,
     /// Log filter, e.g. `info` or `brokkr=debug,tower_http=info`.
@@ -52,6 +53,13 @@ struct Args {
     /// (needs `--features otel`).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
+    /// Seconds a verified agent key is trusted without a store lookup (10; 0: always
+    /// look up, so a key revoked through another replica stops working at once).
+    #[arg(long, env = "BROKKR_KEY_CACHE_TTL_SECONDS")]
+    key_cache_ttl_seconds: Option<u32>,
+    /// Oldest fleet summary served, in seconds (5; 0: computed per request).
+    #[arg(long, env = "BROKKR_FLEET_SNAPSHOT_MAX_AGE_SECONDS")]
+    fleet_snapshot_max_age_seconds: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -69,6 +77,8 @@ struct FileConfig {
     admin_pak: Option<String>,
     log: Option<String>,
     log_format: Option<LogFormat>,
+    key_cache_ttl_seconds: Option<u32>,
+    fleet_snapshot_max_age_seconds: Option<u32>,
 }
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -136,12 +146,22 @@ async fn run() -> Result<(), Failure> {
     // Store latency goes to the metrics: every operation is timed.
     let telemetry = Telemetry::new_default();
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, telemetry.metrics.clone()));
-    let broker: Broker<dyn Store> = Broker::new(
-        store,
-        Arc::new(SystemClock),
-        admin_hash,
-        BrokerConfig::default(),
-    )?;
+    let defaults = BrokerConfig::default();
+    let seconds =
+        |n: Option<u32>, default| n.map_or(default, |n| chrono::Duration::seconds(i64::from(n)));
+    let config = BrokerConfig {
+        key_cache_ttl: seconds(
+            args.key_cache_ttl_seconds.or(file.key_cache_ttl_seconds),
+            defaults.key_cache_ttl,
+        ),
+        fleet_snapshot_max_age: seconds(
+            args.fleet_snapshot_max_age_seconds
+                .or(file.fleet_snapshot_max_age_seconds),
+            defaults.fleet_snapshot_max_age,
+        ),
+        ..defaults
+    };
+    let broker: Broker<dyn Store> = Broker::new(store, Arc::new(SystemClock), admin_hash, config)?;
     spawn_staleness_watch(broker.clone(), Duration::from_secs(15));
     spawn_webhook_dispatcher(broker.clone(), &telemetry, WebhookConfig::default());
     spawn_cleanup(
