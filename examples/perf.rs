@@ -64,7 +64,14 @@ struct Args {
     /// Pods in the simulated cluster (`agent-rss`), spread over `--objects` objects.
     #[arg(long, default_value_t = 1000)]
     pods: usize,
+    /// Health scenarios: every round flips every verdict between healthy and degraded
+    /// (status changes: counts and events move), instead of keeping the status.
+    #[arg(long)]
+    status_changes: bool,
 }
+
+/// `--status-changes`, for [`batch`].
+static STATUS_CHANGES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Scenario {
@@ -164,6 +171,7 @@ type Failure = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    STATUS_CHANGES.store(args.status_changes, Ordering::Relaxed);
     let outcome = match args.scenario {
         Scenario::Classify => Ok(classify_rate(&args)),
         Scenario::PgHealthIngest => pg_health_ingest(&args).await,
@@ -317,15 +325,21 @@ fn pg_broker(store: &PgStore, admin: &Pak) -> Result<Broker<dyn Store>, Failure>
 }
 
 /// The batch agent `agent` sends in round `round`: every verdict healthy, the summary
-/// changing every round (so every row is written, as after a rollout), no status change.
+/// changing every round (so every row is written, as after a rollout), no status change;
+/// with `--status-changes`, every verdict flips between healthy and degraded.
 fn batch(agent: AgentId, objects: &[DeploymentObjectId], round: u64) -> Vec<HealthRecord> {
     let at = Utc::now();
+    let status = if STATUS_CHANGES.load(Ordering::Relaxed) && round % 2 == 1 {
+        Health::Degraded
+    } else {
+        Health::Healthy
+    };
     objects
         .iter()
         .map(|object| HealthRecord {
             agent_id: agent,
             deployment_object_id: *object,
-            status: Health::Healthy,
+            status,
             summary: HealthSummary {
                 pods_ready: (round % 5) as u32 + 1,
                 pods_total: 5,
@@ -384,7 +398,7 @@ async fn store_rate(fleet: &Fleet, duration: Duration) -> (f64, Vec<Duration>) {
             let records = batch(agent, &objects, round);
             let rewrite_before = Utc::now() - chrono::Duration::seconds(150);
             match store.upsert_health(&records, rewrite_before).await {
-                Ok(outcomes) => outcomes.len(),
+                Ok(outcomes) => outcomes.iter().filter(|o| o.is_written()).count(),
                 Err(err) => {
                     eprintln!("store upsert failed: {err}");
                     0
@@ -419,7 +433,7 @@ async fn raw_rate(fleet: &Fleet, duration: Duration) -> (f64, Vec<Duration>) {
             )
             .bind(records.iter().map(|r| r.agent_id.as_uuid()).collect::<Vec<_>>())
             .bind(records.iter().map(|r| r.deployment_object_id.as_uuid()).collect::<Vec<_>>())
-            .bind(records.iter().map(|_| "healthy".to_owned()).collect::<Vec<_>>())
+            .bind(records.iter().map(|r| r.status.to_string()).collect::<Vec<_>>())
             .bind(summaries)
             .bind(records.iter().map(|r| r.checked_at).collect::<Vec<_>>())
             .bind(records.iter().map(|r| r.reported_at).collect::<Vec<_>>())
@@ -590,7 +604,7 @@ fn ingest_over_http<'a>(
             let items: Vec<serde_json::Value> = batch(agent, &objects, round)
                 .iter()
                 .map(|r| {
-                    json!({"id": r.deployment_object_id, "status": "healthy",
+                    json!({"id": r.deployment_object_id, "status": r.status,
                                "checked_at": r.checked_at, "summary": r.summary})
                 })
                 .collect();
@@ -601,7 +615,14 @@ fn ingest_over_http<'a>(
                 .send()
                 .await;
             match sent {
-                Ok(r) if r.status().is_success() => items.len(),
+                // Rows the broker wrote, by its own count.
+                Ok(r) if r.status().is_success() => {
+                    r.json::<serde_json::Value>()
+                        .await
+                        .ok()
+                        .and_then(|body| body["accepted"].as_u64())
+                        .unwrap_or_default() as usize
+                }
                 Ok(r) => {
                     eprintln!("PATCH answered {}", r.status());
                     0

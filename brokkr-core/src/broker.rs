@@ -55,7 +55,9 @@ pub struct BrokerConfig {
     /// agents by heartbeat age and sums their capacity, a scan over every agent, so a
     /// busy dashboard or scraper must not run it per request. Zero: computed per call.
     pub fleet_snapshot_max_age: Duration,
-    /// How long a verified agent key is trusted without asking the store again (10 s).
+    /// How long a verified agent key is trusted without asking the store again (30 s:
+    /// an agent calls at least every 30 s by default, so most of its requests skip the
+    /// key lookup).
     /// Rotating, revoking or deleting through this broker takes effect at once here;
     /// another replica sharing the store keeps accepting the old key for at most this
     /// long. Zero: every request looks its key up.
@@ -72,7 +74,7 @@ impl Default for BrokerConfig {
             refresh_interval: Duration::minutes(5),
             health_ttl: Duration::minutes(3),
             fleet_snapshot_max_age: Duration::seconds(5),
-            key_cache_ttl: Duration::seconds(10),
+            key_cache_ttl: Duration::seconds(30),
         }
     }
 }
@@ -107,6 +109,13 @@ impl BrokerConfig {
     }
 }
 
+/// The last fleet summary computed, and which computation it came from.
+#[derive(Debug, Default)]
+struct FleetSnapshot {
+    ticket: u64,
+    summary: Option<FleetSummary>,
+}
+
 /// The broker service.
 pub struct Broker<S: ?Sized> {
     inner: Arc<Inner<S>>,
@@ -118,7 +127,9 @@ struct Inner<S: ?Sized> {
     admin: PakHash,
     store: Arc<S>,
     /// The last fleet summary computed ([`Broker::fleet_summary`]).
-    fleet_snapshot: std::sync::Mutex<Option<FleetSummary>>,
+    fleet_snapshot: std::sync::Mutex<FleetSnapshot>,
+    /// Numbers the fleet summary computations in the order they started.
+    fleet_tickets: std::sync::atomic::AtomicU64,
     /// Agent keys verified recently.
     keys: crate::key_cache::KeyCache,
 }
@@ -410,6 +421,7 @@ impl<S: Store + ?Sized> Broker<S> {
                 admin: admin_pak_hash,
                 store,
                 fleet_snapshot: std::sync::Mutex::default(),
+                fleet_tickets: std::sync::atomic::AtomicU64::new(0),
                 keys: crate::key_cache::KeyCache::default(),
             }),
         })
@@ -487,9 +499,10 @@ impl<S: Store + ?Sized> Broker<S> {
     /// Deletes an agent and everything only it had (admin).
     pub async fn delete_agent(&self, who: &Principal, id: AgentId) -> Result<()> {
         who.require_admin()?;
-        let deleted = self.store_ref().delete_agent(id).await?;
+        let deleted = self.store_ref().delete_agent(id).await;
+        // Whatever the store answered: an error may come after the commit.
         self.inner.keys.forget_agent(id);
-        if deleted {
+        if deleted? {
             Ok(())
         } else {
             Err(Error::not_found("agent", id))
@@ -501,19 +514,21 @@ impl<S: Store + ?Sized> Broker<S> {
     pub async fn rotate_pak(&self, who: &Principal, id: AgentId) -> Result<Pak> {
         who.require_admin_or(id)?;
         let pak = Pak::generate(Role::Agent)?;
-        self.store_ref().replace_pak(id, Some(&pak.hash())).await?;
-        // After the store changed (a lookup of the old key under way cannot put it
-        // back: the generation moved on).
+        let replaced = self.store_ref().replace_pak(id, Some(&pak.hash())).await;
+        // After the store call, whatever it answered (an error may come after the
+        // commit); a lookup of the old key under way cannot put it back, the
+        // generation moved on.
         self.inner.keys.forget_agent(id);
+        replaced?;
         Ok(pak)
     }
 
     /// Revokes the agent's key: it cannot authenticate until a new key is issued (admin).
     pub async fn revoke_pak(&self, who: &Principal, id: AgentId) -> Result<()> {
         who.require_admin()?;
-        self.store_ref().replace_pak(id, None).await?;
+        let revoked = self.store_ref().replace_pak(id, None).await;
         self.inner.keys.forget_agent(id);
-        Ok(())
+        revoked
     }
 
     fn view(&self, agent: Agent, live: Option<&AgentLiveness>, now: DateTime<Utc>) -> AgentView {
@@ -1079,6 +1094,10 @@ impl<S: Store + ?Sized> Broker<S> {
     /// arrived meanwhile). Hosts call this ahead of demand so readers never wait for the
     /// computation; the HTTP layer does while summaries are being read.
     pub async fn refresh_fleet_summary(&self) -> Result<FleetSummary> {
+        let ticket = 1 + self
+            .inner
+            .fleet_tickets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let now = self.now();
         let policy = &self.inner.config.staleness;
         let r = self
@@ -1117,8 +1136,13 @@ impl<S: Store + ?Sized> Broker<S> {
             .fleet_snapshot
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if slot.as_ref().is_none_or(|kept| kept.generated_at <= now) {
-            *slot = Some(summary.clone());
+        // A computation that started later wins (ordered by start, not by the clock,
+        // which may step back).
+        if ticket > slot.ticket {
+            *slot = FleetSnapshot {
+                ticket,
+                summary: Some(summary.clone()),
+            };
         }
         Ok(summary)
     }
@@ -1128,6 +1152,7 @@ impl<S: Store + ?Sized> Broker<S> {
             .fleet_snapshot
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .summary
             .clone()
     }
 

@@ -1,8 +1,10 @@
 //! Recently verified agent keys, so an agent's every request does not cost a database
 //! lookup of its key.
 //!
-//! At fleet scale most requests are heartbeats and health reports: without the cache
-//! each one reads `agent_keys` before doing its own work. An entry lives `ttl` (by the
+//! At fleet scale most requests are heartbeats, diagnostics polls and health reports:
+//! without the cache each one reads `agent_keys` before doing its own work. An entry is
+//! not renewed by being used (that would trust a key for ever without looking again),
+//! so each agent's key is looked up about once per `ttl`. An entry lives `ttl` (by the
 //! broker's clock); rotating, revoking or deleting through this broker drops the
 //! agent's entries at once, so the trade-off is only across replicas: another replica
 //! keeps accepting a revoked key for at most `ttl`. Unknown keys are never cached, so a

@@ -55,8 +55,9 @@ impl ClusterState {
     /// The figures in the ranges a heartbeat must keep to: pod requests beyond what the
     /// nodes allocate (pods still counted on a node that went away) would give negative
     /// headroom, which the broker refuses, and one refused figure would cost the whole
-    /// heartbeat. Headroom is kept within `[0, capacity]`, ready nodes within the node
-    /// count; a negative count or latency is dropped as not measured.
+    /// heartbeat. Headroom is kept within `[0, capacity]` (only at least 0 when the
+    /// capacity is unknown), ready nodes within the node count; a negative count,
+    /// capacity or latency is dropped as not measured.
     #[must_use]
     pub fn clamped(self) -> Self {
         let count = |n: Option<i64>| n.filter(|n| *n >= 0);
@@ -70,7 +71,7 @@ impl ClusterState {
         );
         Self {
             node_count: nodes,
-            node_ready_count: within(self.node_ready_count, nodes),
+            node_ready_count: within(count(self.node_ready_count), nodes),
             cpu_capacity_millis: cpu,
             cpu_available_millis: within(self.cpu_available_millis, cpu),
             memory_capacity_bytes: memory,

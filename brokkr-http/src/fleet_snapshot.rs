@@ -47,12 +47,14 @@ impl FleetSnapshotRefresher {
         if every.is_zero() || self.running.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (this, broker) = (self.clone(), broker.clone());
+        // Made before the task: if the task is dropped unpolled (its runtime shutting
+        // down), dropping the guard still lets the next reader start a new one.
+        let running = Running(self.clone());
+        let broker = broker.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                if this.last_read().elapsed() > IDLE_AFTER {
-                    this.running.store(false, Ordering::Release);
+                if running.0.last_read().elapsed() > IDLE_AFTER {
                     break;
                 }
                 if let Err(error) = broker.refresh_fleet_summary().await {
@@ -66,5 +68,14 @@ impl FleetSnapshotRefresher {
         self.last_read
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Marks the refresher stopped when its task ends or is dropped.
+struct Running(std::sync::Arc<FleetSnapshotRefresher>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
     }
 }

@@ -158,6 +158,34 @@ mod tests {
             .with_timezone(&Utc)
     }
 
+    #[test]
+    fn times_before_1970_are_refused() {
+        let beat = |at: &str| Heartbeat {
+            snapshot: ClusterSnapshot::default(),
+            health_checked_at: Some(
+                DateTime::parse_from_rfc3339(at)
+                    .unwrap()
+                    .with_timezone(&Utc),
+            ),
+        };
+        let limits = Limits::default();
+        assert!(
+            beat("1970-01-01T00:00:00Z")
+                .validate(now(), &limits)
+                .is_ok()
+        );
+        let Err(Error::Invalid(errors)) = beat("1969-12-31T23:59:59Z").validate(now(), &limits)
+        else {
+            panic!("a time before 1970 was accepted");
+        };
+        assert_eq!(errors[0].field, "health_checked_at");
+        assert!(
+            beat("0001-01-01T00:00:00Z")
+                .validate(now(), &limits)
+                .is_err()
+        );
+    }
+
     fn invalid(result: Result<()>) -> Vec<(String, String)> {
         match result {
             Err(Error::Invalid(errors)) => {

@@ -101,7 +101,9 @@ fn check_opt_len(v: &mut Violations, field: &str, value: Option<&str>, max: usiz
     }
 }
 
-/// Records a violation when a client timestamp lies beyond the allowed clock skew.
+/// Records a violation when a client timestamp lies beyond the allowed clock skew, or
+/// before 1970 (no agent measured anything then, and a store may not hold years far
+/// enough back: one such value must not fail a write shared with other agents).
 fn check_not_future(
     v: &mut Violations,
     field: &str,
@@ -109,7 +111,9 @@ fn check_not_future(
     now: DateTime<Utc>,
     limits: &Limits,
 ) {
-    if let Some(at) = at
+    if at.is_some_and(|at| at < DateTime::<Utc>::UNIX_EPOCH) {
+        v.push(field, "must not be before 1970-01-01T00:00:00Z");
+    } else if let Some(at) = at
         && at > now + limits.clock_skew
     {
         v.push(

@@ -470,7 +470,9 @@ pub async fn fleet_rollup_matches_a_full_recompute_after(
             } => {
                 let id = agents[slot].unwrap();
                 let o = objects[usize::from(*object % ROLLUP_OBJECTS)];
-                let r = record(id, o, *status, t0() + secs(*at));
+                let mut r = record(id, o, *status, t0() + secs(*at));
+                // Some reports repeat the summary, some change it.
+                r.summary.pods_ready = u32::try_from(at % 3).unwrap_or_default();
                 store.upsert_health(&[r], t0()).await.unwrap();
             }
             FleetStep::Heartbeat { at, cpu, .. } => {
@@ -1270,12 +1272,10 @@ pub async fn outbox_decisions_hold_across_replicas(first: Arc<dyn Store>, second
     );
 }
 
-/// Writers on two handles add events concurrently while a reader polls after its cursor:
-/// the reader never finds an event below a cursor it has passed (sequence numbers become
-/// visible in order), and in the end has seen every event once.
 /// Writers racing on the same rows through two handles, mixing status changes with
 /// same-status updates and out-of-order checks: every row ends with its newest check,
-/// and the maintained counts equal a recount.
+/// the maintained counts equal a recount, and each row's status events form an unbroken
+/// chain (each `from` is the previous `to`) ending in its stored status.
 pub async fn racing_reports_keep_the_newest_and_exact_counts(
     first: Arc<dyn Store>,
     second: Arc<dyn Store>,
@@ -1359,11 +1359,34 @@ pub async fn racing_reports_keep_the_newest_and_exact_counts(
                 .max()
                 .unwrap();
             assert_eq!(row.checked_at, newest, "a newer check was overwritten");
+            let mut last = None;
+            for event in first.events_after(0, 10_000).await.unwrap() {
+                if let crate::events::FleetEvent::HealthChanged {
+                    deployment_object_id,
+                    agent_id,
+                    from,
+                    to,
+                    ..
+                } = event.event
+                    && (agent_id, deployment_object_id) == (row.agent_id, row.deployment_object_id)
+                {
+                    assert_eq!(from, last, "event {} breaks the chain", event.seq);
+                    last = Some(to);
+                }
+            }
+            assert_eq!(
+                last,
+                Some(row.status),
+                "the last event is the stored status"
+            );
         }
     }
     assert_rollup_is_recomputed(&*first, &agents, "after the race").await;
 }
 
+/// Writers on two handles add events concurrently while a reader polls after its cursor:
+/// the reader never finds an event below a cursor it has passed (sequence numbers become
+/// visible in order), and in the end has seen every event once.
 pub async fn outbox_readers_never_skip_an_event(first: Arc<dyn Store>, second: Arc<dyn Store>) {
     let s = stack("shop");
     first.insert_stack(&s).await.unwrap();

@@ -357,8 +357,11 @@ pub trait HealthStore: Send + Sync {
     /// Upserts verdicts keyed by (agent, deployment object). Per record, in input order:
     /// `Ignored` when older than the stored `checked_at`; `Unchanged` when status and
     /// summary equal the stored ones and the stored `checked_at` is not before
-    /// `rewrite_before`; else `Accepted` and written. The batch is one transaction.
-    /// Records must have distinct keys (the broker rejects duplicate batches).
+    /// `rewrite_before`; else `Accepted` and written. Each record is decided and written
+    /// atomically with its count and event; a store may write a batch in more than one
+    /// transaction, so after an error part of it may be written (writing it again is
+    /// harmless). Records must have distinct keys (the broker rejects duplicate
+    /// batches).
     async fn upsert_health(
         &self,
         records: &[HealthRecord],

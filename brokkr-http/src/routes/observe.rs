@@ -66,12 +66,16 @@ pub(crate) async fn snapshot(State(state): State<AppState>) -> Result<Json<Value
     let broker = &state.broker;
     state.telemetry.fleet_snapshot.reading(broker);
     let admin = Principal::Admin;
-    let (agents, health, diagnostics, queue) = tokio::join!(
-        section(async { Ok(broker.fleet_summary(&admin).await?.agents) }),
-        section(async { Ok(broker.fleet_summary(&admin).await?.health) }),
+    // One summary for three sections (computed once, consistent with each other).
+    let (fleet, diagnostics) = tokio::join!(
+        section(broker.fleet_summary(&admin)),
         section(broker.diagnostic_counts(&admin)),
-        section(async { Ok(broker.fleet_summary(&admin).await?.queue) }),
     );
+    let part = |name: &str| match fleet.get(name) {
+        Some(value) => value.clone(),
+        None => fleet.clone(),
+    };
+    let (agents, health, queue) = (part("agents"), part("health"), part("queue"));
     Ok(Json(json!({
         "schema_version": 1,
         "generated_at": broker.now(),
