@@ -845,8 +845,10 @@ async fn seed_fleet(fleet: &Fleet, agents: usize, rows: usize) -> Result<(), Fai
         .await?;
     }
     sqlx::query(
-        "UPDATE fleet_health_counts AS c
-         SET count = (SELECT count(*) FROM deployment_health AS h WHERE h.status = c.status)",
+        "INSERT INTO agent_health_counts (agent_id, status, count)
+         SELECT agent_id, status, count(*) FROM deployment_health
+         WHERE agent_id IN (SELECT id FROM agents WHERE name LIKE 'seeded-%')
+         GROUP BY agent_id, status",
     )
     .execute(pool)
     .await?;

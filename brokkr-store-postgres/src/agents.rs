@@ -104,20 +104,7 @@ impl AgentStore for PgStore {
             .execute(&mut *tx)
             .await
             .db()?;
-        // Take the agent's verdicts out of the counts before the cascade removes them.
-        sqlx::query("SELECT status FROM fleet_health_counts ORDER BY status FOR UPDATE")
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        sqlx::query(
-            "UPDATE fleet_health_counts AS c SET count = c.count - d.n
-             FROM (SELECT status, count(*) AS n FROM deployment_health WHERE agent_id = $1 GROUP BY status) AS d
-             WHERE c.status = d.status",
-        )
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await
-        .db()?;
+        // Its verdicts and their counts go with it (ON DELETE CASCADE).
         let deleted = sqlx::query("DELETE FROM agents WHERE id = $1")
             .bind(id.0)
             .execute(&mut *tx)

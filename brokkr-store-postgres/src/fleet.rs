@@ -1,5 +1,5 @@
-//! The fleet rollup: maintained health counts plus figures over agents (never over
-//! health rows).
+//! The fleet rollup: the agents' maintained health counts plus figures over agents
+//! (never over health rows).
 
 use async_trait::async_trait;
 use brokkr_core::Result;
@@ -18,10 +18,12 @@ impl FleetStore for PgStore {
         lost_before: DateTime<Utc>,
     ) -> Result<FleetRollup> {
         let mut rollup = FleetRollup::default();
-        let rows = sqlx::query("SELECT status, count FROM fleet_health_counts")
-            .fetch_all(&self.pool)
-            .await
-            .db()?;
+        let rows = sqlx::query(
+            "SELECT status, sum(count)::bigint AS count FROM agent_health_counts GROUP BY status",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
         for row in &rows {
             let status = parse("status", &get::<String>(row, "status")?)?;
             rollup.count_health(status, get::<i64>(row, "count")?);

@@ -1,4 +1,4 @@
-//! `deployment_health` and its maintained counts in `fleet_health_counts`.
+//! `deployment_health` and its maintained counts in `agent_health_counts`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -153,7 +153,7 @@ impl PgStore {
 
         // The same decision as every store makes.
         let mut outcomes = Vec::with_capacity(records.len());
-        let mut deltas: HashMap<Health, i64> = HashMap::new();
+        let mut deltas: HashMap<(Uuid, Health), i64> = HashMap::new();
         let mut write: Vec<usize> = Vec::new();
         let mut events = Vec::new();
         for &i in picked {
@@ -169,9 +169,9 @@ impl PgStore {
             if let UpsertOutcome::Accepted { previous } = outcome {
                 events.extend(FleetEvent::health_transition(previous, r));
                 if let Some(old) = previous {
-                    *deltas.entry(old).or_default() -= 1;
+                    *deltas.entry((r.agent_id.0, old)).or_default() -= 1;
                 }
-                *deltas.entry(r.status).or_default() += 1;
+                *deltas.entry((r.agent_id.0, r.status)).or_default() += 1;
                 write.push(i);
             }
             outcomes.push(outcome);
@@ -197,26 +197,25 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .db()?;
-            let (statuses, changes): (Vec<String>, Vec<i64>) = deltas
-                .iter()
-                .filter(|(_, d)| **d != 0)
-                .map(|(s, d)| (text(s), *d))
-                .unzip();
-            if !statuses.is_empty() {
-                // Lock the count rows in one fixed order: two batches moving rows in
-                // opposite directions must not deadlock.
+            // The agents' own count rows: written only under their advisory locks, so
+            // no other writer waits for them.
+            let mut agents = Vec::new();
+            let mut statuses = Vec::new();
+            let mut changes = Vec::new();
+            for ((agent, status), delta) in &deltas {
+                if *delta != 0 {
+                    agents.push(*agent);
+                    statuses.push(text(status));
+                    changes.push(*delta);
+                }
+            }
+            if !agents.is_empty() {
                 sqlx::query(
-                    "SELECT status FROM fleet_health_counts WHERE status = ANY($1) ORDER BY status FOR UPDATE",
+                    "INSERT INTO agent_health_counts AS c (agent_id, status, count)
+                     SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[])
+                     ON CONFLICT (agent_id, status) DO UPDATE SET count = c.count + EXCLUDED.count",
                 )
-                .bind(&statuses)
-                .execute(&mut *tx)
-                .await
-                .db()?;
-                sqlx::query(
-                    "UPDATE fleet_health_counts AS c SET count = c.count + d.delta
-                     FROM UNNEST($1::text[], $2::bigint[]) AS d(status, delta)
-                     WHERE c.status = d.status",
-                )
+                .bind(agents)
                 .bind(statuses)
                 .bind(changes)
                 .execute(&mut *tx)
