@@ -12,10 +12,12 @@
 //! down, even before it first ran), its guard fails whoever was waiting and lets the
 //! next caller start a new writer.
 //!
-//! Heartbeats of one agent in a batch are merged first (the newest time, the newest
-//! snapshot and health check any of them carried), so the statement has one row per
-//! agent. If a batch fails for a reason other than a deadlock, its agents are written
-//! one by one, so one agent's bad row cannot fail its neighbours' heartbeats.
+//! The statement merges heartbeats of one agent in a batch as if they were written one
+//! at a time in time order: those older than the stored heartbeat are left out, then
+//! the newest time, and the newest snapshot and health check the rest carried, win. If
+//! Postgres refuses a batch for a value in it (a data error), its agents are written
+//! one by one, so one agent's bad row cannot fail its neighbours' heartbeats; any other
+//! error (the database unreachable or slow) fails the batch at once.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -118,17 +120,21 @@ async fn write_until_empty(mut guard: WriterGuard, pool: PgPool) {
             let take = queue.waiting.len().min(MAX_BATCH);
             queue.waiting.drain(..take).collect()
         };
-        let rows = merge(batch.iter().map(|(beat, _)| beat));
-        let written = match write_with_retries(&pool, &rows).await {
-            Err(Retry::Failed(_)) if rows.len() > 1 => {
-                // Find the row Postgres refuses instead of failing everyone with it.
+        let beats: Vec<&HeartbeatRecord> = batch.iter().map(|(beat, _)| beat).collect();
+        let written = match write_with_retries(&pool, &beats).await {
+            Err(Retry::Failed(Error::Invalid(_))) if has_several_agents(&beats) => {
+                // Find the agent whose row Postgres refuses instead of failing everyone.
+                let mut by_agent: BTreeMap<Uuid, Vec<&HeartbeatRecord>> = BTreeMap::new();
+                for beat in &beats {
+                    by_agent.entry(beat.agent_id.0).or_default().push(beat);
+                }
                 let mut updated = HashSet::new();
                 let mut failed = HashMap::new();
-                for row in &rows {
-                    match write_with_retries(&pool, std::slice::from_ref(row)).await {
+                for (agent, own) in by_agent {
+                    match write_with_retries(&pool, &own).await {
                         Ok(agents) => updated.extend(agents),
                         Err(err) => {
-                            failed.insert(row.agent_id.0, Error::from(err));
+                            failed.insert(agent, Error::from(err));
                         }
                     }
                 }
@@ -152,37 +158,13 @@ async fn write_until_empty(mut guard: WriterGuard, pool: PgPool) {
     }
 }
 
-/// One row per agent: the newest time, and the newest snapshot and health check that
-/// any of its heartbeats carried (an empty snapshot keeps the previous one, as when the
-/// heartbeats are written one at a time).
-fn merge<'a>(beats: impl Iterator<Item = &'a HeartbeatRecord>) -> Vec<HeartbeatRecord> {
-    let mut by_agent: BTreeMap<Uuid, Vec<&HeartbeatRecord>> = BTreeMap::new();
-    for beat in beats {
-        by_agent.entry(beat.agent_id.0).or_default().push(beat);
-    }
-    by_agent
-        .into_values()
-        .filter_map(|mut beats| {
-            beats.sort_by_key(|b| b.received_at);
-            let newest = *beats.last()?;
-            Some(HeartbeatRecord {
-                agent_id: newest.agent_id,
-                received_at: newest.received_at,
-                snapshot: beats
-                    .iter()
-                    .rev()
-                    .find(|b| !b.snapshot.is_empty())
-                    .map(|b| b.snapshot.clone())
-                    .unwrap_or_default(),
-                health_checked_at: beats.iter().filter_map(|b| b.health_checked_at).max(),
-            })
-        })
-        .collect()
+fn has_several_agents(beats: &[&HeartbeatRecord]) -> bool {
+    beats.iter().any(|b| b.agent_id != beats[0].agent_id)
 }
 
 async fn write_with_retries(
     pool: &PgPool,
-    rows: &[HeartbeatRecord],
+    rows: &[&HeartbeatRecord],
 ) -> Result<HashSet<Uuid>, Retry> {
     let mut written = write_batch(pool, rows).await;
     for _ in 0..DEADLOCK_RETRIES {
@@ -232,9 +214,9 @@ impl From<Retry> for Error {
     }
 }
 
-/// Writes `rows` (one per agent) with one statement; the agents whose liveness it
-/// updated (not: unknown, or a newer heartbeat is stored).
-async fn write_batch(pool: &PgPool, rows: &[HeartbeatRecord]) -> Result<HashSet<Uuid>, Retry> {
+/// Writes `rows` with one statement; the agents whose liveness it updated (not: unknown,
+/// or every one of its heartbeats is older than the stored one).
+async fn write_batch(pool: &PgPool, rows: &[&HeartbeatRecord]) -> Result<HashSet<Uuid>, Retry> {
     let mut ids = Vec::with_capacity(rows.len());
     let mut at = Vec::with_capacity(rows.len());
     let mut checked: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows.len());
@@ -252,16 +234,29 @@ async fn write_batch(pool: &PgPool, rows: &[HeartbeatRecord]) -> Result<HashSet<
             )
         });
     }
-    // Never one older than what is stored.
+    // Per agent, as if written one at a time in time order: heartbeats older than the
+    // stored one are left out; of the rest, the newest time and the newest snapshot and
+    // health check carried win.
     let updated = sqlx::query(
-        "UPDATE agent_liveness AS l SET
-             last_heartbeat_at = b.at,
-             health_checked_at = COALESCE(b.checked, l.health_checked_at),
-             snapshot = COALESCE(b.snapshot, l.snapshot)
-         FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::jsonb[])
-             AS b(id, at, checked, snapshot)
-         WHERE l.agent_id = b.id
-           AND (l.last_heartbeat_at IS NULL OR l.last_heartbeat_at <= b.at)
+        "WITH beats AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::jsonb[])
+                 AS t(id, at, checked, snapshot)
+         ), newer AS (
+             SELECT b.* FROM beats AS b JOIN agent_liveness AS l ON l.agent_id = b.id
+             WHERE l.last_heartbeat_at IS NULL OR l.last_heartbeat_at <= b.at
+         ), merged AS (
+             SELECT id, max(at) AS at,
+                    (array_agg(checked ORDER BY at DESC) FILTER (WHERE checked IS NOT NULL))[1] AS checked,
+                    (array_agg(snapshot ORDER BY at DESC) FILTER (WHERE snapshot IS NOT NULL))[1] AS snapshot
+             FROM newer GROUP BY id
+         )
+         UPDATE agent_liveness AS l SET
+             last_heartbeat_at = m.at,
+             health_checked_at = COALESCE(m.checked, l.health_checked_at),
+             snapshot = COALESCE(m.snapshot, l.snapshot)
+         FROM merged AS m
+         WHERE l.agent_id = m.id
+           AND (l.last_heartbeat_at IS NULL OR l.last_heartbeat_at <= m.at)
          RETURNING l.agent_id",
     )
     .bind(ids)
@@ -291,49 +286,4 @@ async fn write_batch(pool: &PgPool, rows: &[HeartbeatRecord]) -> Result<HashSet<
         agents.insert(agent);
     }
     Ok(agents)
-}
-
-#[cfg(test)]
-mod tests {
-    use brokkr_core::ids::AgentId;
-    use brokkr_core::model::ClusterSnapshot;
-    use chrono::TimeZone;
-
-    use super::*;
-
-    fn at(s: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_800_000_000 + s, 0).single().unwrap()
-    }
-
-    #[test]
-    fn heartbeats_of_one_agent_merge_into_the_newest_with_everything_they_carried() {
-        let (a, b) = (AgentId::new(), AgentId::new());
-        let beat = |agent, s, nodes: Option<i64>, checked: Option<i64>| HeartbeatRecord {
-            agent_id: agent,
-            received_at: at(s),
-            snapshot: ClusterSnapshot {
-                node_count: nodes,
-                ..ClusterSnapshot::default()
-            },
-            health_checked_at: checked.map(at),
-        };
-        let beats = [
-            beat(a, 2, Some(3), None),
-            beat(b, 1, None, None),
-            beat(a, 5, None, None),
-            beat(a, 4, Some(4), Some(-10)),
-        ];
-        let merged = merge(beats.iter());
-        assert_eq!(merged.len(), 2);
-        let of_a = merged.iter().find(|m| m.agent_id == a).unwrap();
-        assert_eq!(of_a.received_at, at(5));
-        assert_eq!(
-            of_a.snapshot.node_count,
-            Some(4),
-            "the newest snapshot carried"
-        );
-        assert_eq!(of_a.health_checked_at, Some(at(-10)));
-        let of_b = merged.iter().find(|m| m.agent_id == b).unwrap();
-        assert!(of_b.snapshot.is_empty());
-    }
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Limits, check_name, check_not_future, check_opt_len};
+use super::{Limits, check_client_time, check_name, check_opt_len};
 use crate::error::{Result, Violations};
 use crate::ids::{AgentId, DeploymentObjectId, WorkOrderId};
 
@@ -181,7 +181,7 @@ impl DeploymentStatusEvent {
             "failure_reason",
             "only allowed when outcome is failed",
         );
-        check_not_future(&mut v, "attempted_at", Some(self.attempted_at), now, limits);
+        check_client_time(&mut v, "attempted_at", Some(self.attempted_at), now, limits);
         check_opt_len(
             &mut v,
             "failure_message",

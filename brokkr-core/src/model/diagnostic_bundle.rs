@@ -8,7 +8,7 @@ use serde::de::Error as _;
 use serde::ser::SerializeMap as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{Limits, check_len, check_not_future};
+use super::{Limits, check_client_time, check_len};
 use crate::error::{Result, Violations};
 
 /// One condition of a pod, as Kubernetes reports it.
@@ -144,7 +144,7 @@ impl DiagnosticBundle {
     /// Rejects a `collected_at` beyond the clock skew.
     pub fn validate(&self, now: DateTime<Utc>, limits: &Limits) -> Result<()> {
         let mut v = Violations::new();
-        check_not_future(&mut v, "collected_at", Some(self.collected_at), now, limits);
+        check_client_time(&mut v, "collected_at", Some(self.collected_at), now, limits);
         v.finish()
     }
 }

@@ -7,7 +7,7 @@ use std::collections::hash_map::Entry;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Limits, check_len, check_not_future, check_opt_len};
+use super::{Limits, check_client_time, check_len, check_opt_len};
 use crate::error::{Result, Violations};
 use crate::health::{Assessment, Health};
 use crate::ids::{AgentId, DeploymentObjectId};
@@ -148,7 +148,7 @@ impl HealthReportItem {
     /// reported as `summary.<name>`).
     pub fn validate(&self, now: DateTime<Utc>, limits: &Limits) -> Result<()> {
         let mut v = Violations::new();
-        check_not_future(&mut v, "checked_at", Some(self.checked_at), now, limits);
+        check_client_time(&mut v, "checked_at", Some(self.checked_at), now, limits);
         v.nest("summary", self.summary.validate(now, limits));
         v.finish()
     }

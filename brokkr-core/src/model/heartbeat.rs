@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Limits, check_not_future};
+use super::{Limits, check_client_time};
 use crate::error::{Result, Violations};
 
 /// The latest operational numbers of one cluster, as measured by its agent.
@@ -102,7 +102,7 @@ impl ClusterSnapshot {
                 v.check(part > whole, field, reason);
             }
         }
-        check_not_future(
+        check_client_time(
             &mut v,
             "last_successful_reconcile",
             self.last_successful_reconcile,
@@ -133,7 +133,7 @@ impl Heartbeat {
     pub fn validate(&self, now: DateTime<Utc>, limits: &Limits) -> Result<()> {
         let mut v = Violations::new();
         v.nest("snapshot", self.snapshot.validate(now, limits));
-        check_not_future(
+        check_client_time(
             &mut v,
             "health_checked_at",
             self.health_checked_at,

@@ -104,7 +104,7 @@ fn check_opt_len(v: &mut Violations, field: &str, value: Option<&str>, max: usiz
 /// Records a violation when a client timestamp lies beyond the allowed clock skew, or
 /// before 1970 (no agent measured anything then, and a store may not hold years far
 /// enough back: one such value must not fail a write shared with other agents).
-fn check_not_future(
+fn check_client_time(
     v: &mut Violations,
     field: &str,
     at: Option<DateTime<Utc>>,
@@ -199,17 +199,17 @@ mod tests {
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let limits = Limits::default();
         let mut v = Violations::new();
-        check_not_future(
+        check_client_time(
             &mut v,
             "at",
             Some(now + Duration::seconds(60)),
             now,
             &limits,
         );
-        check_not_future(&mut v, "at", None, now, &limits);
+        check_client_time(&mut v, "at", None, now, &limits);
         assert!(v.finish().is_ok());
         let mut v = Violations::new();
-        check_not_future(
+        check_client_time(
             &mut v,
             "at",
             Some(now + Duration::seconds(61)),

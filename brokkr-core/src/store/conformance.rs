@@ -289,6 +289,33 @@ pub async fn heartbeats_keep_the_latest_liveness(store: Arc<dyn Store>) {
         store.liveness(b.id).await.unwrap().as_ref()
     );
     assert!(store.liveness_of(&[]).await.unwrap().is_empty());
+
+    // In one call (a store may write them as one statement): a heartbeat older than the
+    // stored one, carrying a snapshot and a check, and a newer bare one. As if written
+    // one at a time in time order: the older one changes nothing.
+    let older = HeartbeatRecord {
+        agent_id: a.id,
+        received_at: t0() + secs(20),
+        snapshot: ClusterSnapshot {
+            node_count: Some(77),
+            ..ClusterSnapshot::default()
+        },
+        health_checked_at: Some(t0() + secs(19)),
+    };
+    let newer = HeartbeatRecord {
+        agent_id: a.id,
+        received_at: t0() + secs(40),
+        snapshot: ClusterSnapshot::default(),
+        health_checked_at: None,
+    };
+    assert!(store.record_heartbeats(&[older, newer]).await.unwrap() >= 1);
+    let after = store.liveness(a.id).await.unwrap().unwrap();
+    assert_eq!(after.last_heartbeat_at, Some(t0() + secs(40)));
+    assert_eq!(
+        after.snapshot, live.snapshot,
+        "an older heartbeat's snapshot won"
+    );
+    assert_eq!(after.health_checked_at, Some(t0() - secs(5)));
 }
 
 /// Heartbeats arriving together (a store may write them as one batch) are each answered
