@@ -214,6 +214,41 @@ impl From<Retry> for Error {
     }
 }
 
+/// Heartbeats of distinct agents: each written unless a newer one is stored.
+const ONE_PER_AGENT: &str = "UPDATE agent_liveness AS l SET
+         last_heartbeat_at = b.at,
+         health_checked_at = COALESCE(b.checked, l.health_checked_at),
+         snapshot = COALESCE(b.snapshot, l.snapshot)
+     FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::jsonb[])
+         AS b(id, at, checked, snapshot)
+     WHERE l.agent_id = b.id
+       AND (l.last_heartbeat_at IS NULL OR l.last_heartbeat_at <= b.at)
+     RETURNING l.agent_id";
+
+/// Several heartbeats of one agent, as if written one at a time in time order: those
+/// older than the stored one are left out; of the rest, the newest time and the newest
+/// snapshot and health check carried win.
+const MERGED_PER_AGENT: &str = "WITH beats AS (
+         SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::jsonb[])
+             AS t(id, at, checked, snapshot)
+     ), newer AS (
+         SELECT b.* FROM beats AS b JOIN agent_liveness AS l ON l.agent_id = b.id
+         WHERE l.last_heartbeat_at IS NULL OR l.last_heartbeat_at <= b.at
+     ), merged AS (
+         SELECT id, max(at) AS at,
+                (array_agg(checked ORDER BY at DESC) FILTER (WHERE checked IS NOT NULL))[1] AS checked,
+                (array_agg(snapshot ORDER BY at DESC) FILTER (WHERE snapshot IS NOT NULL))[1] AS snapshot
+         FROM newer GROUP BY id
+     )
+     UPDATE agent_liveness AS l SET
+         last_heartbeat_at = m.at,
+         health_checked_at = COALESCE(m.checked, l.health_checked_at),
+         snapshot = COALESCE(m.snapshot, l.snapshot)
+     FROM merged AS m
+     WHERE l.agent_id = m.id
+       AND (l.last_heartbeat_at IS NULL OR l.last_heartbeat_at <= m.at)
+     RETURNING l.agent_id";
+
 /// Writes `rows` with one statement; the agents whose liveness it updated (not: unknown,
 /// or every one of its heartbeats is older than the stored one).
 async fn write_batch(pool: &PgPool, rows: &[&HeartbeatRecord]) -> Result<HashSet<Uuid>, Retry> {
@@ -234,37 +269,23 @@ async fn write_batch(pool: &PgPool, rows: &[&HeartbeatRecord]) -> Result<HashSet
             )
         });
     }
-    // Per agent, as if written one at a time in time order: heartbeats older than the
-    // stored one are left out; of the rest, the newest time and the newest snapshot and
-    // health check carried win.
-    let updated = sqlx::query(
-        "WITH beats AS (
-             SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::jsonb[])
-                 AS t(id, at, checked, snapshot)
-         ), newer AS (
-             SELECT b.* FROM beats AS b JOIN agent_liveness AS l ON l.agent_id = b.id
-             WHERE l.last_heartbeat_at IS NULL OR l.last_heartbeat_at <= b.at
-         ), merged AS (
-             SELECT id, max(at) AS at,
-                    (array_agg(checked ORDER BY at DESC) FILTER (WHERE checked IS NOT NULL))[1] AS checked,
-                    (array_agg(snapshot ORDER BY at DESC) FILTER (WHERE snapshot IS NOT NULL))[1] AS snapshot
-             FROM newer GROUP BY id
-         )
-         UPDATE agent_liveness AS l SET
-             last_heartbeat_at = m.at,
-             health_checked_at = COALESCE(m.checked, l.health_checked_at),
-             snapshot = COALESCE(m.snapshot, l.snapshot)
-         FROM merged AS m
-         WHERE l.agent_id = m.id
-           AND (l.last_heartbeat_at IS NULL OR l.last_heartbeat_at <= m.at)
-         RETURNING l.agent_id",
-    )
-    .bind(ids)
-    .bind(at)
-    .bind(checked)
-    .bind(snapshots)
-    .fetch_all(pool)
-    .await;
+    // Usually each agent has one heartbeat in the batch: then a plain update is the same
+    // as writing them one at a time. Otherwise the statement merges per agent.
+    let mut agents: Vec<Uuid> = ids.clone();
+    agents.sort_unstable();
+    agents.dedup();
+    let sql = if agents.len() == ids.len() {
+        ONE_PER_AGENT
+    } else {
+        MERGED_PER_AGENT
+    };
+    let updated = sqlx::query(sql)
+        .bind(ids)
+        .bind(at)
+        .bind(checked)
+        .bind(snapshots)
+        .fetch_all(pool)
+        .await;
     let updated = match updated {
         Ok(rows) => rows,
         Err(err) => {
