@@ -255,7 +255,24 @@ async fn fleet(agents: usize, objects: usize) -> Result<Fleet, Failure> {
     )
     .await?;
     let admin = Pak::generate(Role::Admin)?;
-    let broker = pg_broker(&store, &admin)?;
+    let broker = broker_over(Arc::new(store.clone()), &admin)?;
+    let (agents, objects) = catalog(&broker, agents, objects).await?;
+    Ok(Fleet {
+        url,
+        store,
+        broker,
+        admin,
+        agents,
+        objects,
+    })
+}
+
+/// `objects` stacks with one Deployment each, and `agents` agents targeting every stack.
+async fn catalog(
+    broker: &Broker<dyn Store>,
+    agents: usize,
+    objects: usize,
+) -> Result<(Vec<(AgentId, Pak)>, Vec<DeploymentObjectId>), Failure> {
     let root = Principal::Admin;
     let (agent_count, object_count) = (agents, objects);
     let mut objects = Vec::new();
@@ -265,7 +282,7 @@ async fn fleet(agents: usize, objects: usize) -> Result<Fleet, Failure> {
             .create_stack(
                 &root,
                 NewStack {
-                    name: format!("stack-{i}"),
+                    name: format!("app-{i}"),
                     labels: std::collections::BTreeMap::default(),
                 },
             )
@@ -276,7 +293,7 @@ async fn fleet(agents: usize, objects: usize) -> Result<Fleet, Failure> {
                 stack.id,
                 NewDeploymentObject {
                     yaml_content: format!(
-                        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\n"
+                        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-{i}\n"
                     ),
                     is_deletion: false,
                 },
@@ -304,20 +321,13 @@ async fn fleet(agents: usize, objects: usize) -> Result<Fleet, Failure> {
         }
         agents.push((registered.agent.id, registered.pak));
     }
-    Ok(Fleet {
-        url,
-        store,
-        broker,
-        admin,
-        agents,
-        objects,
-    })
+    Ok((agents, objects))
 }
 
-fn pg_broker(store: &PgStore, admin: &Pak) -> Result<Broker<dyn Store>, Failure> {
-    let shared: Arc<dyn Store> = Arc::new(store.clone());
+/// A broker over `store` on the system clock, accepting `admin`.
+fn broker_over(store: Arc<dyn Store>, admin: &Pak) -> Result<Broker<dyn Store>, Failure> {
     Ok(Broker::new(
-        shared,
+        store,
         Arc::new(SystemClock),
         admin.hash(),
         BrokerConfig::default(),
@@ -397,13 +407,10 @@ async fn store_rate(fleet: &Fleet, duration: Duration) -> (f64, Vec<Duration>) {
         async move {
             let records = batch(agent, &objects, round);
             let rewrite_before = Utc::now() - chrono::Duration::seconds(150);
-            match store.upsert_health(&records, rewrite_before).await {
-                Ok(outcomes) => outcomes.iter().filter(|o| o.is_written()).count(),
-                Err(err) => {
-                    eprintln!("store upsert failed: {err}");
-                    0
-                }
-            }
+            let done = store.upsert_health(&records, rewrite_before).await;
+            count_or_say("store upsert", done, |outcomes| {
+                outcomes.iter().filter(|o| o.is_written()).count()
+            })
         }
     })
     .await
@@ -440,16 +447,40 @@ async fn raw_rate(fleet: &Fleet, duration: Duration) -> (f64, Vec<Duration>) {
             .bind(records.iter().map(|_| vec![round as u8; 16]).collect::<Vec<_>>())
             .execute(&pool)
             .await;
-            match done {
-                Ok(done) => done.rows_affected() as usize,
-                Err(err) => {
-                    eprintln!("raw insert failed: {err}");
-                    0
-                }
-            }
+            count_or_say("raw insert", done, |done| done.rows_affected() as usize)
         }
     })
     .await
+}
+
+/// What `done` counts, or 0 after saying what failed (the load goes on).
+fn count_or_say<T, E: std::fmt::Display>(
+    what: &str,
+    done: Result<T, E>,
+    count: impl FnOnce(T) -> usize,
+) -> usize {
+    match done {
+        Ok(value) => count(value),
+        Err(err) => {
+            eprintln!("{what} failed: {err}");
+            0
+        }
+    }
+}
+
+/// The answer when it is a success; otherwise says what came back.
+fn success(what: &str, sent: reqwest::Result<reqwest::Response>) -> Option<reqwest::Response> {
+    match sent {
+        Ok(answer) if answer.status().is_success() => Some(answer),
+        Ok(answer) => {
+            eprintln!("{what} answered {}", answer.status());
+            None
+        }
+        Err(err) => {
+            eprintln!("{what} failed: {err}");
+            None
+        }
+    }
 }
 
 /// Runs `baseline` and `ours` alternately, twice each, for `total` in all.
@@ -614,24 +645,16 @@ fn ingest_over_http<'a>(
                 .json(&json!({ "deployment_objects": items }))
                 .send()
                 .await;
-            match sent {
-                // Rows the broker wrote, by its own count.
-                Ok(r) if r.status().is_success() => {
-                    r.json::<serde_json::Value>()
-                        .await
-                        .ok()
-                        .and_then(|body| body["accepted"].as_u64())
-                        .unwrap_or_default() as usize
-                }
-                Ok(r) => {
-                    eprintln!("PATCH answered {}", r.status());
-                    0
-                }
-                Err(err) => {
-                    eprintln!("PATCH failed: {err}");
-                    0
-                }
-            }
+            // Rows the broker wrote, by its own count.
+            let Some(answer) = success("PATCH", sent) else {
+                return 0;
+            };
+            answer
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|body| body["accepted"].as_u64())
+                .unwrap_or_default() as usize
         }
     })
 }
@@ -686,17 +709,7 @@ fn heartbeats_over_http(
                     .json(&snapshot_json())
                     .send()
                     .await;
-                match sent {
-                    Ok(r) if r.status().is_success() => 1,
-                    Ok(r) => {
-                        eprintln!("heartbeat answered {}", r.status());
-                        0
-                    }
-                    Err(err) => {
-                        eprintln!("heartbeat failed: {err}");
-                        0
-                    }
-                }
+                usize::from(success("heartbeat", sent).is_some())
             }
         })
         .await
@@ -722,13 +735,7 @@ async fn raw_heartbeats(fleet: &Fleet, duration: Duration) -> (f64, Vec<Duration
             .bind(snapshot_json())
             .execute(&pool)
             .await;
-            match done {
-                Ok(done) => done.rows_affected() as usize,
-                Err(err) => {
-                    eprintln!("raw update failed: {err}");
-                    0
-                }
-            }
+            count_or_say("raw update", done, |done| done.rows_affected() as usize)
         }
     })
     .await
@@ -776,7 +783,7 @@ async fn http_heartbeat(args: &Args) -> Result<Outcome, Failure> {
         },
     )
     .await?;
-    let broker = pg_broker(&store, &fleet.admin)?;
+    let broker = broker_over(Arc::new(store.clone()), &fleet.admin)?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let base = start_server(&broker, async {
         let _ = stopped.await;
@@ -890,16 +897,9 @@ async fn fleet_summary(args: &Args) -> Result<Outcome, Failure> {
                     .bearer_auth(admin.expose())
                     .send()
                     .await;
-                match read {
-                    Ok(r) if r.status().is_success() => usize::from(r.bytes().await.is_ok()),
-                    Ok(r) => {
-                        eprintln!("summary answered {}", r.status());
-                        0
-                    }
-                    Err(err) => {
-                        eprintln!("summary failed: {err}");
-                        0
-                    }
+                match success("summary", read) {
+                    Some(answer) => usize::from(answer.bytes().await.is_ok()),
+                    None => 0,
                 }
             }
         })
@@ -956,55 +956,13 @@ const CHILD_QUIET_CYCLES: usize = 10;
 async fn agent_rss(args: &Args) -> Result<Outcome, Failure> {
     use brokkr::store_memory::MemoryStore;
     let admin = Pak::generate(Role::Admin)?;
-    let shared: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let broker: Broker<dyn Store> = Broker::new(
-        shared,
-        Arc::new(SystemClock),
-        admin.hash(),
-        BrokerConfig::default(),
-    )?;
-    let root = Principal::Admin;
-    let registered = broker
-        .register_agent(
-            &root,
-            NewAgent {
-                name: "rss".into(),
-                cluster_name: "rss".into(),
-                labels: std::collections::BTreeMap::default(),
-            },
-        )
-        .await?;
-    for i in 0..args.objects.max(1) {
-        let stack = broker
-            .create_stack(
-                &root,
-                NewStack {
-                    name: format!("app-{i}"),
-                    labels: std::collections::BTreeMap::default(),
-                },
-            )
-            .await?;
-        broker
-            .add_deployment_object(
-                &root,
-                stack.id,
-                NewDeploymentObject {
-                    yaml_content: format!(
-                        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-{i}\n"
-                    ),
-                    is_deletion: false,
-                },
-            )
-            .await?;
-        broker
-            .target(&root, registered.agent.id, NewTarget { stack_id: stack.id })
-            .await?;
-    }
+    let broker = broker_over(Arc::new(MemoryStore::new()), &admin)?;
+    let (agents, _) = catalog(&broker, 1, args.objects.max(1)).await?;
+    let (agent_id, pak) = agents.into_iter().next().ok_or("no agent registered")?;
     let base = start_server(&broker, std::future::pending()).await?;
     let origin = base.trim_end_matches("/api/v1").to_owned();
     let (objects, pods) = (args.objects.max(1), args.pods);
-    let agent_id = registered.agent.id;
-    let pak = registered.pak.expose().to_owned();
+    let pak = pak.expose().to_owned();
     let started = Instant::now();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(std::env::current_exe()?)

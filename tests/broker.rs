@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use brokkr::core::Error;
 use brokkr::core::auth::{Principal, hash_pak};
-use brokkr::core::broker::{Broker, BrokerConfig};
+use brokkr::core::broker::{Broker, BrokerConfig, HealthReportResult};
 use brokkr::core::clock::ManualClock;
 use brokkr::core::diagnostics::DiagnosticStatus;
 use brokkr::core::health::Health;
@@ -122,6 +122,23 @@ fn verdict(id: DeploymentObjectId, status: Health, checked_at: DateTime<Utc>) ->
 fn report(items: Vec<HealthReportItem>) -> HealthReport {
     HealthReport {
         deployment_objects: items,
+    }
+}
+
+impl World {
+    /// The agent reports one verdict on its object.
+    async fn report_own(
+        &self,
+        status: Health,
+        checked_at: DateTime<Utc>,
+    ) -> brokkr::core::Result<HealthReportResult> {
+        self.broker
+            .report_health(
+                &self.agent,
+                self.agent_id,
+                report(vec![verdict(self.object, status, checked_at)]),
+            )
+            .await
     }
 }
 
@@ -264,14 +281,7 @@ async fn superseded_objects_leave_agent_views() {
         .report_deployment_status(&w.agent, w.agent_id, vec![event])
         .await
         .unwrap();
-    w.broker
-        .report_health(
-            &w.agent,
-            w.agent_id,
-            report(vec![verdict(w.object, Health::Failing, t0())]),
-        )
-        .await
-        .unwrap();
+    w.report_own(Health::Failing, t0()).await.unwrap();
     let before = w
         .broker
         .operational_status(&w.agent, w.agent_id)
@@ -396,30 +406,12 @@ async fn health_reports_are_counted_item_by_item() {
     // Same verdict again soon: unchanged; an older one: ignored.
     w.clock.advance(Duration::seconds(60));
     let again = w
-        .broker
-        .report_health(
-            &w.agent,
-            w.agent_id,
-            report(vec![verdict(
-                w.object,
-                Health::Failing,
-                t0() + Duration::seconds(60),
-            )]),
-        )
+        .report_own(Health::Failing, t0() + Duration::seconds(60))
         .await
         .unwrap();
     assert_eq!((again.accepted, again.unchanged, again.ignored), (0, 1, 0));
     let older = w
-        .broker
-        .report_health(
-            &w.agent,
-            w.agent_id,
-            report(vec![verdict(
-                w.object,
-                Health::Healthy,
-                t0() - Duration::seconds(1),
-            )]),
-        )
+        .report_own(Health::Healthy, t0() - Duration::seconds(1))
         .await
         .unwrap();
     assert_eq!((older.accepted, older.unchanged, older.ignored), (0, 0, 1));
@@ -448,16 +440,7 @@ async fn health_reports_are_counted_item_by_item() {
     assert!(matches!(dup, Err(Error::Invalid(_))));
     // Future checked_at beyond the clock skew is refused.
     let future = w
-        .broker
-        .report_health(
-            &w.agent,
-            w.agent_id,
-            report(vec![verdict(
-                w.object,
-                Health::Healthy,
-                t0() + Duration::minutes(10),
-            )]),
-        )
+        .report_own(Health::Healthy, t0() + Duration::minutes(10))
         .await;
     assert!(matches!(future, Err(Error::Invalid(_))));
     // Another agent's id, or the admin, may not report.
@@ -503,14 +486,7 @@ async fn stale_verdicts_keep_their_last_known_status() {
         )
         .await
         .unwrap();
-    w.broker
-        .report_health(
-            &w.agent,
-            w.agent_id,
-            report(vec![verdict(w.object, Health::Degraded, t0())]),
-        )
-        .await
-        .unwrap();
+    w.report_own(Health::Degraded, t0()).await.unwrap();
     let fresh = health(&w).await;
     assert_eq!(fresh.status, Health::Degraded);
     assert!(!fresh.agents[0].stale);
@@ -777,14 +753,7 @@ async fn work_orders_and_fleet_summary() {
         )
         .await
         .unwrap();
-    w.broker
-        .report_health(
-            &w.agent,
-            w.agent_id,
-            report(vec![verdict(w.object, Health::Failing, t0())]),
-        )
-        .await
-        .unwrap();
+    w.report_own(Health::Failing, t0()).await.unwrap();
     let summary = w.broker.fleet_summary(&w.admin).await.unwrap();
     assert_eq!((summary.agents.total, summary.agents.fresh), (1, 1));
     assert_eq!(summary.health.failing, 1);
@@ -804,14 +773,7 @@ async fn the_fleet_summary_is_a_snapshot_at_most_five_seconds_old() {
     let first = w.broker.fleet_summary(&w.admin).await.unwrap();
     assert_eq!((first.agents.total, first.health.failing), (1, 0));
     assert_eq!(first.generated_at, t0());
-    w.broker
-        .report_health(
-            &w.agent,
-            w.agent_id,
-            report(vec![verdict(w.object, Health::Failing, t0())]),
-        )
-        .await
-        .unwrap();
+    w.report_own(Health::Failing, t0()).await.unwrap();
     // Within the maximum age the snapshot is served, and says when it was taken.
     w.clock.advance(Duration::milliseconds(4_999));
     let cached = w.broker.fleet_summary(&w.admin).await.unwrap();
@@ -822,16 +784,7 @@ async fn the_fleet_summary_is_a_snapshot_at_most_five_seconds_old() {
     assert_eq!(fresh.health.failing, 1);
     assert_eq!(fresh.generated_at, t0() + Duration::seconds(5));
     // A host refreshing ahead of demand replaces it at once.
-    w.broker
-        .report_health(
-            &w.agent,
-            w.agent_id,
-            report(vec![verdict(
-                w.object,
-                Health::Healthy,
-                t0() + Duration::seconds(5),
-            )]),
-        )
+    w.report_own(Health::Healthy, t0() + Duration::seconds(5))
         .await
         .unwrap();
     assert_eq!(
@@ -920,8 +873,7 @@ mod interleavings {
                 w.clock.set(t0() + Duration::seconds(10_000));
                 let status = |n: u8| [Health::Healthy, Health::Unknown, Health::Degraded, Health::Failing][n as usize];
                 for (at, s) in &reports {
-                    let item = verdict(w.object, status(*s), t0() + Duration::seconds(*at));
-                    w.broker.report_health(&w.agent, w.agent_id, report(vec![item])).await.unwrap();
+                    w.report_own(status(*s), t0() + Duration::seconds(*at)).await.unwrap();
                 }
                 let (last_at, last_status) = reports.iter().max_by_key(|(t, _)| *t).unwrap();
                 let stored = w.broker.object_health(&w.admin, w.object).await.unwrap();

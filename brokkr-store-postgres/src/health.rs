@@ -61,7 +61,6 @@ impl PgStore {
         batch: &Batch<'_>,
         rewrite_before: DateTime<Utc>,
     ) -> Result<HashSet<Key>> {
-        let all: Vec<usize> = (0..batch.records.len()).collect();
         let r = batch.records;
         let rows = sqlx::query(
             "WITH locked AS MATERIALIZED (
@@ -87,7 +86,7 @@ impl PgStore {
         .bind(r.iter().map(|r| r.checked_at).collect::<Vec<_>>())
         .bind(r.iter().map(|r| r.reported_at).collect::<Vec<_>>())
         .bind(batch.digests.iter().map(|d| d.to_vec()).collect::<Vec<_>>())
-        .bind(batch.agents(&all))
+        .bind(batch.agents(0..batch.records.len()))
         .bind(rewrite_before)
         .fetch_all(&self.pool)
         .await
@@ -113,7 +112,7 @@ impl PgStore {
         let mut tx = self.pool.begin().await.db()?;
         // Batches of one agent are serialized (they touch only that agent's rows), so
         // the stored rows read here stay current until commit.
-        for agent in batch.agents(picked) {
+        for agent in batch.agents(picked.iter().copied()) {
             sqlx::query(AGENT_LOCK)
                 .bind(agent.to_string())
                 .execute(&mut *tx)
@@ -261,8 +260,11 @@ impl<'a> Batch<'a> {
 
     /// The distinct agents of `picked`, sorted: locks are always taken in this order,
     /// so two writers never wait for each other in a cycle.
-    fn agents(&self, picked: &[usize]) -> Vec<Uuid> {
-        let mut agents: Vec<Uuid> = picked.iter().map(|i| self.records[*i].agent_id.0).collect();
+    fn agents(&self, picked: impl IntoIterator<Item = usize>) -> Vec<Uuid> {
+        let mut agents: Vec<Uuid> = picked
+            .into_iter()
+            .map(|i| self.records[i].agent_id.0)
+            .collect();
         agents.sort_unstable();
         agents.dedup();
         agents
