@@ -17,10 +17,13 @@ use super::verdict::{
     Affected, Assessment, Finding, FindingCode, Health, Persistence, Phase, ResourceRef,
     ResourceStatus, Severity,
 };
+use super::autoscaler::assess_autoscaler;
+use super::batch::{assess_cronjob, assess_job, job_outcome};
+use super::custom::assess_other;
+use super::network::{assess_ingress, assess_pvc, assess_service};
 use super::workload::{
-    WorkloadVerdict, apply_deletion, assess_cronjob, assess_daemonset, assess_deployment,
-    assess_job, assess_other, assess_pvc, assess_replicaset, assess_service, assess_statefulset,
-    job_outcome,
+    WorkloadVerdict, apply_deletion, assess_daemonset, assess_deployment, assess_replicaset,
+    assess_statefulset,
 };
 
 /// Classifies the observations of one deployment object at `now`.
@@ -125,6 +128,8 @@ pub fn classify(
             }
             Resource::PersistentVolumeClaim(pvc) => assess_pvc(pvc, &ctx, out),
             Resource::Service(svc) => assess_service(svc, &ctx, out),
+            Resource::Ingress(ing) => assess_ingress(ing, &ctx, out),
+            Resource::HorizontalPodAutoscaler(hpa) => assess_autoscaler(hpa, &ctx, out),
             Resource::Other(o) => assess_other(o, &ctx, out),
         };
         let mut verdict = verdict;
@@ -422,6 +427,8 @@ fn absent(deletion: bool) -> Assessment {
             since: None,
             count: None,
             affected: None,
+            rule: "object.absent",
+            anchor: None,
         };
         (Health::Failing, vec![finding])
     };

@@ -4,7 +4,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::objects::ObjectMeta;
 use super::policy::HealthPolicy;
-use super::verdict::{ContainerRef, Finding, FindingCode, Persistence, ResourceRef, Severity};
+use super::verdict::{
+    Anchor, ContainerRef, Finding, FindingCode, Persistence, ResourceRef, Severity,
+};
 
 /// The moment and thresholds one classification runs with.
 pub(crate) struct Ctx<'a> {
@@ -55,19 +57,41 @@ impl Ctx<'_> {
             since: None,
             count: None,
             affected: None,
+            rule: "",
+            anchor: None,
         }
     }
+
+    /// Whether more than `grace` has passed since `anchor` (see [`Ctx::past`]).
+    pub fn past_anchor(&self, anchor: Anchor, grace: Duration) -> bool {
+        self.past(anchor.at, grace)
+    }
+}
+
+/// An anchor named after the field it was read from.
+pub(crate) fn anchor(field: &'static str, at: Option<DateTime<Utc>>) -> Anchor {
+    Anchor { field, at }
 }
 
 /// Builder-style setters used by the rules.
 impl Finding {
-    pub(crate) fn since(mut self, since: Option<DateTime<Utc>>) -> Self {
-        self.since = since;
+    pub(crate) fn count(mut self, count: i32) -> Self {
+        self.count = u32::try_from(count).ok();
         self
     }
 
-    pub(crate) fn count(mut self, count: i32) -> Self {
-        self.count = u32::try_from(count).ok();
+    /// Names the rule that fired (shown by `classify --explain`).
+    pub(crate) fn rule(mut self, rule: &'static str) -> Self {
+        self.rule = rule;
+        self
+    }
+
+    /// Records the time the rule measured from; `since` follows it unless already set.
+    pub(crate) fn anchored(mut self, anchor: Anchor) -> Self {
+        if self.since.is_none() {
+            self.since = anchor.at;
+        }
+        self.anchor = Some(anchor);
         self
     }
 

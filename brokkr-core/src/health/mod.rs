@@ -8,8 +8,12 @@
 //!
 //! * [`pod`](self) rules — container waiting reasons, terminations, OOM kills, restarts,
 //!   scheduling, readiness, deletion, lost nodes (`pod.rs`);
-//! * workload rules — Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, PVC,
-//!   Service (`workload.rs`);
+//! * workload rules — Deployment, StatefulSet, DaemonSet, ReplicaSet (`workload.rs`);
+//! * batch rules — Job, CronJob and its schedule (`batch.rs`, `cron.rs`);
+//! * Services, Ingresses, PersistentVolumeClaims (`network.rs`);
+//! * HorizontalPodAutoscalers (`autoscaler.rs`);
+//! * custom resources and other kinds: a host's [`CustomKindRule`]s, well-known kinds,
+//!   then the common status conventions (`custom.rs`);
 //! * ownership and aggregation — owners decide for what they control (`classify.rs`).
 //!
 //! ```
@@ -31,8 +35,14 @@
 //! ```
 
 mod antiflap;
+mod autoscaler;
+mod batch;
 mod classify;
 mod context;
+mod cron;
+mod custom;
+mod explain;
+mod network;
 pub mod objects;
 mod pod;
 mod policy;
@@ -43,9 +53,11 @@ mod workload;
 
 pub use antiflap::AntiFlap;
 pub use classify::classify;
+pub use custom::{ConditionRule, CustomKindRule, PhaseRule};
+pub use explain::explain;
 pub use policy::HealthPolicy;
 pub use resource::{ObjectError, Observations, Resource};
 pub use verdict::{
-    Affected, Assessment, ContainerRef, ContainerRole, Finding, FindingCode, Health, Persistence,
+    Affected, Anchor, Assessment, ContainerRef, ContainerRole, Finding, FindingCode, Health, Persistence,
     Phase, ResourceRef, ResourceStatus, Severity,
 };

@@ -298,12 +298,21 @@ pub struct PodSpec {
     /// Regular containers.
     #[serde(default, deserialize_with = "nullable")]
     pub containers: Vec<ContainerSpec>,
+    /// Extra conditions the pod's Ready condition waits for (set by other controllers).
+    #[serde(default, deserialize_with = "nullable")]
+    pub readiness_gates: Vec<Value>,
 }
 
 impl PodSpec {
     /// Whether the kubelet restarts failed containers of this pod.
     pub fn restarts_containers(&self) -> bool {
         self.restart_policy.as_deref() != Some("Never")
+    }
+
+    /// Whether the kubelet restarts containers of this pod that exited successfully
+    /// (`restartPolicy: Always`, the default).
+    pub fn restarts_finished_containers(&self) -> bool {
+        self.restart_policy.as_deref().is_none_or(|p| p == "Always")
     }
 
     /// Whether the init container `name` is a native sidecar (`restartPolicy: Always`).
@@ -708,6 +717,15 @@ pub struct CronJobSpec {
     /// Whether scheduling is suspended.
     #[serde(default, deserialize_with = "lenient_opt_bool")]
     pub suspend: Option<bool>,
+    /// The cron schedule, e.g. `*/15 * * * *`.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// Time zone of the schedule (`None`: the controller's, normally UTC).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// How late a missed run may still start.
+    #[serde(default, deserialize_with = "lenient_opt_int")]
+    pub starting_deadline_seconds: Option<i64>,
 }
 
 /// Observed state of a CronJob.
@@ -840,43 +858,188 @@ impl Node {
     }
 }
 
-/// Any other kind: only its identity matters (present means healthy).
+/// An Ingress.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OtherObject {
-    /// API version, e.g. `v1`.
-    #[serde(default, deserialize_with = "nullable")]
-    pub api_version: String,
-    /// Kind, e.g. `ConfigMap`.
-    #[serde(default, deserialize_with = "nullable")]
-    pub kind: String,
+pub struct Ingress {
     /// Metadata.
     #[serde(default, deserialize_with = "nullable")]
     pub metadata: ObjectMeta,
-    /// The conventional parts of a custom status, when it has them.
-    #[serde(default, deserialize_with = "lenient_other_status")]
-    pub status: OtherStatus,
+    /// Observed state: the addresses it is reachable at.
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: ServiceStatus,
 }
 
-/// The status conventions most controllers follow (`observedGeneration`, `conditions`
-/// with `Ready`, `Stalled`, `Reconciling`), read from any kind's status.
+/// A HorizontalPodAutoscaler (`autoscaling/v1` or `v2`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HorizontalPodAutoscaler {
+    /// Metadata.
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
+    /// Observed state. For `autoscaling/v1` objects the conditions come from the
+    /// `autoscaling.alpha.kubernetes.io/conditions` annotation, where v1 keeps them.
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: AutoscalerStatus,
+}
+
+/// Observed state of a HorizontalPodAutoscaler.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OtherStatus {
-    /// Generation the controller last acted on.
-    #[serde(default, deserialize_with = "lenient_opt_int")]
-    pub observed_generation: Option<i64>,
-    /// Conditions.
+pub struct AutoscalerStatus {
+    /// AbleToScale, ScalingActive, ScalingLimited.
     #[serde(default, deserialize_with = "nullable")]
     pub conditions: Vec<Condition>,
+    /// Replicas of the target now.
+    #[serde(default, deserialize_with = "lenient_opt_int")]
+    pub current_replicas: Option<i32>,
+    /// Replicas the autoscaler last asked for.
+    #[serde(default, deserialize_with = "lenient_opt_int")]
+    pub desired_replicas: Option<i32>,
 }
 
-/// A custom status that does not follow the conventions is simply not assessed.
-fn lenient_other_status<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<OtherStatus, D::Error> {
+/// Any other kind: its identity, plus the status conventions most controllers follow.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", from = "RawOther")]
+pub struct OtherObject {
+    /// API version, e.g. `v1`.
+    pub api_version: String,
+    /// Kind, e.g. `ConfigMap`.
+    pub kind: String,
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// The switches of the spec that mean "paused on purpose" (`suspend`, `paused`).
+    #[serde(skip_serializing_if = "OtherSpec::is_empty")]
+    pub spec: OtherSpec,
+    /// The status as the object carries it.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub status: Value,
+    /// What the classifier reads of `status`.
+    #[serde(skip)]
+    pub view: OtherStatus,
+}
+
+impl OtherObject {
+    /// The API group (`""` for the core group).
+    pub fn group(&self) -> &str {
+        self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
+    }
+}
+
+/// The spec switches of a custom kind that pause it on purpose.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OtherSpec {
+    /// Flux, CronJob-like kinds: `spec.suspend`.
+    #[serde(default, deserialize_with = "lenient_opt_bool", skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+    /// Argo Rollouts and Cluster API: `spec.paused`.
+    #[serde(default, deserialize_with = "lenient_opt_bool", skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+impl OtherSpec {
+    fn is_empty(&self) -> bool {
+        self.suspend.is_none() && self.paused.is_none()
+    }
+
+    /// Whether the spec pauses the object on purpose.
+    pub fn suspended(&self) -> bool {
+        self.suspend == Some(true) || self.paused == Some(true)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawOther {
+    #[serde(default, deserialize_with = "nullable")]
+    api_version: String,
+    #[serde(default, deserialize_with = "nullable")]
+    kind: String,
+    #[serde(default, deserialize_with = "nullable")]
+    metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "lenient_other_spec")]
+    spec: OtherSpec,
+    #[serde(default)]
+    status: Value,
+}
+
+impl From<RawOther> for OtherObject {
+    fn from(raw: RawOther) -> Self {
+        let view = OtherStatus::read(&raw.status);
+        Self {
+            api_version: raw.api_version,
+            kind: raw.kind,
+            metadata: raw.metadata,
+            spec: raw.spec,
+            status: raw.status,
+            view,
+        }
+    }
+}
+
+/// A spec whose switches cannot be read pauses nothing.
+fn lenient_other_spec<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OtherSpec, D::Error> {
     let raw = Option::<Value>::deserialize(deserializer)?;
     Ok(raw
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default())
+}
+
+/// The status conventions most controllers follow, read from any kind's status: each
+/// field on its own, so one odd field (Argo Rollouts once wrote `observedGeneration` as
+/// a hash) never hides the others.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OtherStatus {
+    /// The status carries at least one non-empty field: some controller wrote it.
+    pub present: bool,
+    /// Generation the controller last acted on.
+    pub observed_generation: Option<i64>,
+    /// Conditions.
+    pub conditions: Vec<Condition>,
+    /// `status.phase`, e.g. `Running`, `Failed`, `Degraded`, `Paused`.
+    pub phase: Option<String>,
+    /// `status.message`.
+    pub message: Option<String>,
+    /// cert-manager Certificate: end of validity.
+    pub not_after: Option<DateTime<Utc>>,
+    /// Argo Rollouts: the rollout was aborted.
+    pub abort: bool,
+}
+
+impl OtherStatus {
+    /// Reads the conventional fields of `status`.
+    pub fn read(status: &Value) -> Self {
+        let Value::Object(map) = status else {
+            return Self::default();
+        };
+        let text = |name: &str| map.get(name).and_then(Value::as_str).map(str::to_owned);
+        let conditions = match map.get("conditions") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|c| Condition::deserialize(c).ok())
+                .collect(),
+            _ => Vec::new(),
+        };
+        Self {
+            present: map.values().any(|v| !is_empty_value(v)),
+            observed_generation: map
+                .get("observedGeneration")
+                .and_then(|v| lenient_opt_int::<_, i64>(v).ok().flatten()),
+            conditions,
+            phase: text("phase").filter(|p| !p.is_empty()),
+            message: text("message").filter(|m| !m.is_empty()),
+            not_after: map
+                .get("notAfter")
+                .and_then(|v| lenient_time(v).ok().flatten()),
+            abort: map.get("abort").and_then(Value::as_bool).unwrap_or(false),
+        }
+    }
+}
+
+fn is_empty_value(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_empty_value),
+        Value::Bool(_) | Value::Number(_) => false,
+    }
 }

@@ -6,10 +6,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::context::Ctx;
-use super::objects::{ConditionStatus, ContainerStatus, Pod, PodPhase, find_condition};
+use super::context::{Ctx, anchor};
+use super::objects::{
+    ConditionStatus, ContainerStatus, ObjectMeta, Pod, PodPhase, PodStatus, find_condition,
+};
 use super::verdict::{
-    ContainerRef, ContainerRole, Finding, FindingCode, Health, Persistence, Phase, Severity,
+    Anchor, ContainerRef, ContainerRole, Finding, FindingCode, Health, Persistence, Phase,
+    Severity,
 };
 
 /// The verdict on one pod.
@@ -41,6 +44,54 @@ pub(crate) fn is_ready(pod: &Pod) -> bool {
     }
 }
 
+/// Whether the pod itself says its node stopped reporting, even without the Node object:
+/// - `status.reason: NodeLost` (set when the node controller deletes such a pod);
+/// - a Ready condition `Unknown` (the kubelet cannot be asked);
+/// - the taint manager evicting it for `node.kubernetes.io/unreachable`;
+/// - Ready `False` while the kubelet's last word was that every container is ready
+///   (`ContainersReady` True): the node controller marks pods of a lost node not ready
+///   and leaves the kubelet's own conditions as they were. Readiness gates are the one
+///   other way to get there, so pods with gates are not read this way.
+pub(crate) fn reports_node_lost(pod: &Pod) -> bool {
+    let status = &pod.status;
+    if status.reason.as_deref() == Some("NodeLost") {
+        return true;
+    }
+    let ready = find_condition(&status.conditions, "Ready");
+    if ready.is_some_and(|c| c.status == ConditionStatus::Unknown) {
+        return true;
+    }
+    let evicted_unreachable = find_condition(&status.conditions, "DisruptionTarget")
+        .filter(|c| c.status == ConditionStatus::True)
+        .is_some_and(|c| {
+            c.reason.as_deref() == Some("DeletionByTaintManager")
+                && c.message.as_deref().is_some_and(|m| m.contains("unreachable"))
+        });
+    if evicted_unreachable {
+        return true;
+    }
+    let containers_ready = find_condition(&status.conditions, "ContainersReady")
+        .is_some_and(|c| c.status == ConditionStatus::True);
+    status.phase == Some(PodPhase::Running)
+        && ready.is_some_and(|c| c.status == ConditionStatus::False)
+        && containers_ready
+        && pod.spec.readiness_gates.is_empty()
+        && !status.container_statuses.is_empty()
+        && status.container_statuses.iter().all(|c| c.ready)
+}
+
+/// Why a Failed pod failed, as the cluster names it: the pod's own reason (`Evicted`,
+/// `DeadlineExceeded`, `Shutdown`), else the reason of a `DisruptionTarget` condition
+/// (`TerminationByKubelet`, `PreemptionByScheduler`, `DeletionByTaintManager`), else
+/// `None` (the containers tell).
+fn disruption_reason(pod: &Pod) -> Option<&str> {
+    pod.status.reason.as_deref().or_else(|| {
+        find_condition(&pod.status.conditions, "DisruptionTarget")
+            .filter(|c| c.status == ConditionStatus::True)
+            .and_then(|c| c.reason.as_deref())
+    })
+}
+
 /// Classifies one pod, appending its findings to `out`.
 pub(crate) fn assess_pod(
     pod: &Pod,
@@ -58,6 +109,70 @@ pub(crate) fn assess_pod(
         failed: false,
         counted: true,
     };
+    let node_lost = node_lost || reports_node_lost(pod);
+    let finished = matches!(status.phase, Some(PodPhase::Succeeded | PodPhase::Failed));
+
+    // Rule: on a lost node the kubelet no longer reports, so every status we hold is
+    // stale; the node controller even forces Ready=False and, minutes later, deletes the
+    // pod, which cannot finish either. Unknown is the honest verdict. A pod that had
+    // already finished is over whatever its node does.
+    if node_lost && !finished {
+        let message = pod
+            .spec
+            .node_name
+            .as_deref()
+            .map(|node| format!("node {node} stopped reporting; the pod's status is stale"));
+        out.push(
+            ctx.finding(
+                FindingCode::NodeLost,
+                Severity::Unknown,
+                Persistence::Transient,
+                "Pod",
+                meta,
+                "NodeLost".to_owned(),
+                message.as_deref(),
+            )
+            .rule("pod.node_lost"),
+        );
+        let phase = if meta.deletion_timestamp.is_some() {
+            Phase::Terminating
+        } else {
+            Phase::Stable
+        };
+        return settled(Health::Unknown, phase);
+    }
+
+    // Rule: deletion first. deletionTimestamp already includes the grace period; a pod
+    // still present a minute after it is stuck (finalizers, an unreachable kubelet, a
+    // hung preStop), whatever phase it is in: a Succeeded pod held by a finalizer too.
+    if let Some(deleted_at) = meta.deletion_timestamp {
+        let verdict = PodVerdict {
+            counted: !finished,
+            failed: status.phase == Some(PodPhase::Failed),
+            ..settled(Health::Healthy, Phase::Terminating)
+        };
+        let since = anchor("metadata.deletionTimestamp", Some(deleted_at));
+        if ctx.past_anchor(since, ctx.policy.terminating_grace) {
+            out.push(
+                ctx.finding(
+                    FindingCode::StuckTerminating,
+                    Severity::Degraded,
+                    Persistence::Transient,
+                    "Pod",
+                    meta,
+                    "Terminating".to_owned(),
+                    Some("pod is still present after its deletion grace period"),
+                )
+                .rule("pod.stuck_terminating")
+                .anchored(since),
+            );
+            return PodVerdict {
+                health: Health::Degraded,
+                ..verdict
+            };
+        }
+        return verdict;
+    }
 
     // Rule: a Succeeded pod ran to completion; nothing about it can be wrong any more.
     if status.phase == Some(PodPhase::Succeeded) {
@@ -77,17 +192,24 @@ pub(crate) fn assess_pod(
             .chain(&status.init_container_statuses)
             .filter_map(|c| c.state.terminated.as_ref())
             .find(|t| t.exit_code != 0 || t.reason.as_deref() == Some("OOMKilled"));
-        let display = status
-            .reason
-            .as_deref()
+        let disruption = disruption_reason(pod);
+        let display = disruption
             .or_else(|| failed_container.and_then(|t| t.reason.as_deref()))
             .unwrap_or("Failed")
             .to_owned();
         let message = status
             .message
             .as_deref()
+            .or_else(|| {
+                find_condition(&status.conditions, "DisruptionTarget")
+                    .and_then(|c| c.message.as_deref())
+                    .filter(|_| disruption.is_some())
+            })
             .or_else(|| failed_container.and_then(|t| t.message.as_deref()));
-        let since = failed_container.and_then(|t| t.finished_at);
+        let since = anchor(
+            "containerStatuses[].state.terminated.finishedAt",
+            failed_container.and_then(|t| t.finished_at),
+        );
         out.push(
             ctx.finding(
                 FindingCode::PodFailed,
@@ -98,10 +220,11 @@ pub(crate) fn assess_pod(
                 display,
                 message,
             )
-            .since(since),
+            .rule("pod.failed")
+            .anchored(since),
         );
         // Failed through its containers (not evicted or timed out): say which one.
-        if status.reason.is_none() {
+        if disruption.is_none() {
             for (cs, role) in containers(pod) {
                 if cs.state.terminated.is_some() {
                     let pod_ctx = ContainerCtx {
@@ -109,6 +232,7 @@ pub(crate) fn assess_pod(
                         role,
                         started: status.start_time.or(meta.creation_timestamp),
                         restarts: false,
+                        restarts_finished: false,
                         quiet_start: true,
                     };
                     assess_container(cs, &pod_ctx, ctx, out);
@@ -121,70 +245,33 @@ pub(crate) fn assess_pod(
         };
     }
 
-    // Rule: on a lost node the kubelet no longer reports, so every status we hold is
-    // stale; the node controller even forces Ready=False and, minutes later, deletes the
-    // pod, which cannot finish either. Unknown is the honest verdict, checked before the
-    // deletion rule for that reason.
-    if node_lost || status.reason.as_deref() == Some("NodeLost") {
-        let message = pod
-            .spec
-            .node_name
-            .as_deref()
-            .map(|node| format!("node {node} stopped reporting; the pod's status is stale"));
-        out.push(ctx.finding(
-            FindingCode::NodeLost,
-            Severity::Unknown,
-            Persistence::Transient,
-            "Pod",
-            meta,
-            "NodeLost".to_owned(),
-            message.as_deref(),
-        ));
-        let phase = if meta.deletion_timestamp.is_some() {
-            Phase::Terminating
-        } else {
-            Phase::Stable
-        };
-        return settled(Health::Unknown, phase);
-    }
-
-    // Rule: deletionTimestamp already includes the grace period; a pod still present a
-    // minute after it is stuck (finalizers, an unreachable kubelet, a hung preStop).
-    if let Some(deleted_at) = meta.deletion_timestamp {
-        if ctx.past(Some(deleted_at), ctx.policy.terminating_grace) {
-            out.push(
-                ctx.finding(
-                    FindingCode::StuckTerminating,
-                    Severity::Degraded,
-                    Persistence::Transient,
-                    "Pod",
-                    meta,
-                    "Terminating".to_owned(),
-                    Some("pod is still present after its deletion grace period"),
-                )
-                .since(Some(deleted_at)),
-            );
-            return settled(Health::Degraded, Phase::Terminating);
-        }
-        return settled(Health::Healthy, Phase::Terminating);
+    // Rule: no status at all: the API server stored the pod, nothing has looked at it
+    // since (not even the defaulting of its phase is there). Unknown, on its way.
+    if status == &PodStatus::default() {
+        out.push(not_observed("Pod", meta, ctx));
+        return settled(Health::Unknown, Phase::Progressing);
     }
 
     // Rule: phase Unknown means the pod's state could not be obtained from its node.
     if status.phase == Some(PodPhase::Unknown) {
-        out.push(ctx.finding(
-            FindingCode::NodeLost,
-            Severity::Unknown,
-            Persistence::Transient,
-            "Pod",
-            meta,
-            "Unknown".to_owned(),
-            status.message.as_deref(),
-        ));
+        out.push(
+            ctx.finding(
+                FindingCode::NodeLost,
+                Severity::Unknown,
+                Persistence::Transient,
+                "Pod",
+                meta,
+                "Unknown".to_owned(),
+                status.message.as_deref(),
+            )
+            .rule("pod.phase_unknown"),
+        );
         return settled(Health::Unknown, Phase::Stable);
     }
 
     let started = status.start_time.or(meta.creation_timestamp);
     let restarts = pod.spec.restarts_containers();
+    let restarts_finished = pod.spec.restarts_finished_containers();
     let mut health = Health::Healthy;
     let mut progressing = !ready;
     let mut init_troubled = false;
@@ -193,11 +280,13 @@ pub(crate) fn assess_pod(
     // native sidecars (restartPolicy Always) behave like regular containers. Init
     // containers come first, so their trouble is known when the others are judged.
     for (cs, role) in containers(pod) {
+        let sidecar = role == ContainerRole::Sidecar;
         let pod_ctx = ContainerCtx {
             pod,
             role,
             started,
-            restarts: restarts || role == ContainerRole::Sidecar,
+            restarts: restarts || sidecar,
+            restarts_finished: sidecar || (role == ContainerRole::Main && restarts_finished),
             // When an init container is in trouble, everything after it waits on it;
             // its own finding explains the delay.
             quiet_start: init_troubled,
@@ -214,8 +303,12 @@ pub(crate) fn assess_pod(
             // Rule: no node fits the pod. Autoscalers often add one within minutes, so
             // degraded first; failing once `unschedulable_grace` has passed.
             Some("Unschedulable") => {
-                let since = cond.last_transition_time.or(meta.creation_timestamp);
-                let severity = if ctx.past(since, ctx.policy.unschedulable_grace) {
+                let since = if cond.last_transition_time.is_some() {
+                    anchor("PodScheduled.lastTransitionTime", cond.last_transition_time)
+                } else {
+                    anchor("metadata.creationTimestamp", meta.creation_timestamp)
+                };
+                let severity = if ctx.past_anchor(since, ctx.policy.unschedulable_grace) {
                     Severity::Failing
                 } else {
                     Severity::Degraded
@@ -230,7 +323,8 @@ pub(crate) fn assess_pod(
                         "Unschedulable".to_owned(),
                         cond.message.as_deref(),
                     )
-                    .since(since),
+                    .rule("pod.unschedulable")
+                    .anchored(since),
                 );
                 health = health.max(severity.health());
             }
@@ -252,8 +346,11 @@ pub(crate) fn assess_pod(
     // transition, then degraded. Only when no container finding already explains it.
     if !ready && health == Health::Healthy && status.phase == Some(PodPhase::Running) {
         let ready_cond = find_condition(&status.conditions, "Ready");
-        let since = ready_cond.and_then(|c| c.last_transition_time).or(started);
-        if ctx.past(since, ctx.policy.ready_grace) {
+        let since = match ready_cond.and_then(|c| c.last_transition_time) {
+            Some(at) => anchor("Ready.lastTransitionTime", Some(at)),
+            None => anchor("status.startTime", started),
+        };
+        if ctx.past_anchor(since, ctx.policy.ready_grace) {
             out.push(
                 ctx.finding(
                     FindingCode::NotReady,
@@ -264,7 +361,8 @@ pub(crate) fn assess_pod(
                     "NotReady".to_owned(),
                     ready_cond.and_then(|c| c.message.as_deref()),
                 )
-                .since(since),
+                .rule("pod.not_ready")
+                .anchored(since),
             );
             health = Health::Degraded;
         }
@@ -278,13 +376,28 @@ pub(crate) fn assess_pod(
     settled(health, phase)
 }
 
+/// The finding of an object whose status nobody has written yet.
+pub(crate) fn not_observed(kind: &str, meta: &ObjectMeta, ctx: &Ctx) -> Finding {
+    ctx.finding(
+        FindingCode::NotObserved,
+        Severity::Unknown,
+        Persistence::Transient,
+        kind,
+        meta,
+        "NotObserved".to_owned(),
+        Some("the object has no status yet: its controller has not observed it"),
+    )
+    .rule("any.not_observed")
+}
+
 fn pending_too_long(
     pod: &Pod,
     started: Option<DateTime<Utc>>,
     ctx: &Ctx,
     out: &mut Vec<Finding>,
 ) -> Health {
-    if !ctx.past(started, ctx.policy.start_grace) {
+    let since = anchor("status.startTime", started);
+    if !ctx.past_anchor(since, ctx.policy.start_grace) {
         return Health::Healthy;
     }
     out.push(
@@ -297,7 +410,8 @@ fn pending_too_long(
             "Pending".to_owned(),
             pod.status.message.as_deref(),
         )
-        .since(started),
+        .rule("pod.pending")
+        .anchored(since),
     );
     Health::Degraded
 }
@@ -327,6 +441,9 @@ struct ContainerCtx<'a> {
     started: Option<DateTime<Utc>>,
     /// Whether the kubelet restarts this container when it fails.
     restarts: bool,
+    /// Whether the kubelet restarts this container when it exits 0 (`restartPolicy:
+    /// Always` for regular containers, native sidecars): such an exit is a restart.
+    restarts_finished: bool,
     /// Suppress "slow start" findings (the pod waits on an init container).
     quiet_start: bool,
 }
@@ -345,6 +462,21 @@ fn terminal_waiting(reason: &str) -> Option<FindingCode> {
         "RunContainerError" => Some(FindingCode::RunContainerError),
         _ => None,
     }
+}
+
+/// `last exit: <reason> (exit code N): <message>` for the container's previous run.
+fn last_exit(cs: &ContainerStatus) -> Option<String> {
+    cs.last_state.terminated.as_ref().map(|t| {
+        let why = t.reason.as_deref().unwrap_or("exited");
+        format!(
+            "last exit: {why} (exit code {}){}",
+            t.exit_code,
+            t.message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        )
+    })
 }
 
 fn assess_container(
@@ -367,7 +499,8 @@ fn assess_container(
                       persistence,
                       display: &str,
                       message: Option<&str>,
-                      since: Option<DateTime<Utc>>| {
+                      rule: &'static str,
+                      since: Anchor| {
         let finding = ctx
             .finding(
                 code,
@@ -383,17 +516,37 @@ fn assess_container(
                 role: pc.role,
             })
             .count(cs.restart_count)
-            .since(since);
+            .rule(rule)
+            .anchored(since);
         out.push(finding);
         severity.health()
     };
     // A restarted container starts a new episode when its previous run ended.
-    let episode = cs
+    let previous_end = cs
         .last_state
         .terminated
         .as_ref()
-        .and_then(|t| t.finished_at)
-        .or(pc.started);
+        .and_then(|t| t.finished_at);
+    let episode = if previous_end.is_some() {
+        anchor("lastState.terminated.finishedAt", previous_end)
+    } else {
+        anchor("status.startTime", pc.started)
+    };
+    // The last time the container (re)started or stopped: what "recent" restarts mean.
+    let restarted = cs
+        .state
+        .running
+        .as_ref()
+        .and_then(|r| r.started_at)
+        .map(|at| anchor("state.running.startedAt", Some(at)))
+        .or_else(|| {
+            cs.state
+                .terminated
+                .as_ref()
+                .and_then(|t| t.finished_at)
+                .map(|at| anchor("state.terminated.finishedAt", Some(at)))
+        })
+        .unwrap_or(anchor("lastState.terminated.finishedAt", previous_end));
 
     if let Some(waiting) = &cs.state.waiting {
         let reason = waiting.reason.as_deref().unwrap_or_default();
@@ -407,13 +560,15 @@ fn assess_container(
                 Persistence::Terminal,
                 reason,
                 message,
+                "container.waiting.terminal",
                 episode,
             );
         } else if reason == "CreateContainerConfigError" {
             // Rule: a missing ConfigMap/Secret may still be created by another
             // controller; within config_grace that is progress (an info finding), after
             // it the container is failing.
-            let (severity, persistence) = if ctx.past(episode, ctx.policy.config_grace) {
+            let (severity, persistence) = if ctx.past_anchor(episode, ctx.policy.config_grace)
+            {
                 (Severity::Failing, Persistence::Terminal)
             } else {
                 (Severity::Info, Persistence::Transient)
@@ -424,6 +579,7 @@ fn assess_container(
                 persistence,
                 reason,
                 message,
+                "container.waiting.config",
                 episode,
             );
         } else if reason == "ErrImagePull" || reason == "ImagePullBackOff" {
@@ -435,7 +591,7 @@ fn assess_container(
             } else {
                 FindingCode::ImagePullBackOff
             };
-            let severity = if ctx.past(episode, ctx.policy.pull_grace) {
+            let severity = if ctx.past_anchor(episode, ctx.policy.pull_grace) {
                 Severity::Failing
             } else {
                 Severity::Degraded
@@ -446,34 +602,22 @@ fn assess_container(
                 Persistence::Transient,
                 reason,
                 message,
+                "container.waiting.pull",
                 episode,
             );
         } else if reason == "CrashLoopBackOff" {
-            // Rule: the container keeps exiting; the kubelet waits longer each time.
-            let last = cs.last_state.terminated.as_ref().map(|t| {
-                let why = t.reason.as_deref().unwrap_or("exited");
-                format!(
-                    "last exit: {why} (exit code {}){}",
-                    t.exit_code,
-                    t.message
-                        .as_deref()
-                        .map(|m| format!(": {m}"))
-                        .unwrap_or_default()
-                )
-            });
+            // Rule: the container keeps exiting (with any code, 0 included under
+            // restartPolicy Always); the kubelet waits longer each time.
+            let last = last_exit(cs);
             let message = last.as_deref().or(message);
-            let since = cs
-                .last_state
-                .terminated
-                .as_ref()
-                .and_then(|t| t.finished_at);
             verdict.health = report(
                 FindingCode::CrashLoopBackOff,
                 Severity::Failing,
                 Persistence::Transient,
                 reason,
                 message,
-                since,
+                "container.waiting.crashloop",
+                anchor("lastState.terminated.finishedAt", previous_end),
             );
             // The typed cause, when the crashes are OOM kills: users filter on it.
             if let Some(t) = cs.last_state.terminated.as_ref().filter(|t| {
@@ -486,10 +630,14 @@ fn assess_container(
                     Persistence::Transient,
                     "OOMKilled",
                     Some("the container's last run was OOM-killed"),
-                    t.finished_at,
+                    "container.oom_recent",
+                    anchor("lastState.terminated.finishedAt", t.finished_at),
                 );
             }
-        } else if !pc.quiet_start && ctx.past(pc.started, ctx.policy.start_grace) {
+            return verdict;
+        } else if !pc.quiet_start
+            && ctx.past_anchor(anchor("status.startTime", pc.started), ctx.policy.start_grace)
+        {
             // Rule: creating/initializing is progress, until start_grace has passed.
             let code = match reason {
                 "ContainerCreating" => FindingCode::ContainerCreating,
@@ -503,89 +651,104 @@ fn assess_container(
                 Persistence::Transient,
                 display,
                 message,
-                pc.started,
+                "container.waiting.slow_start",
+                anchor("status.startTime", pc.started),
             );
         }
-        return verdict;
-    }
-
-    if let Some(term) = &cs.state.terminated {
+    } else if let Some(term) = &cs.state.terminated {
         let oom = term.reason.as_deref() == Some("OOMKilled");
+        let finished = anchor("state.terminated.finishedAt", term.finished_at);
         if term.exit_code == 0 && !oom {
-            // Done: an init container that finished, or a container about to restart.
+            // Done: an init container that finished, or a regular container under
+            // OnFailure. Under restartPolicy Always the kubelet starts it again, so an
+            // exit 0 is a restart like any other (judged by the restart rule below).
+            verdict.progressing = pc.restarts_finished;
+            if !pc.restarts_finished {
+                return verdict;
+            }
+        } else {
+            let display = match (&term.reason, term.signal) {
+                (Some(reason), _) => reason.clone(),
+                (None, Some(signal)) => format!("Signal:{signal}"),
+                (None, None) => format!("ExitCode:{}", term.exit_code),
+            };
+            let (code, severity, persistence, rule) = if oom {
+                // Rule: killed for exceeding the memory limit: it will happen again.
+                let persistence = if pc.restarts {
+                    Persistence::Transient
+                } else {
+                    Persistence::Terminal
+                };
+                (
+                    FindingCode::OomKilled,
+                    Severity::Failing,
+                    persistence,
+                    "container.terminated.oom",
+                )
+            } else if !pc.restarts {
+                // Rule: a non-zero exit under restartPolicy Never is final.
+                (
+                    FindingCode::ContainerError,
+                    Severity::Failing,
+                    Persistence::Terminal,
+                    "container.terminated.final",
+                )
+            } else {
+                // The kubelet restarts it; degraded until it turns into a crash loop.
+                (
+                    FindingCode::ContainerError,
+                    Severity::Degraded,
+                    Persistence::Transient,
+                    "container.terminated.restarting",
+                )
+            };
+            verdict.health = report(
+                code,
+                severity,
+                persistence,
+                &display,
+                term.message.as_deref(),
+                rule,
+                finished,
+            );
+            verdict.progressing = pc.restarts;
             return verdict;
         }
-        let display = match (&term.reason, term.signal) {
-            (Some(reason), _) => reason.clone(),
-            (None, Some(signal)) => format!("Signal:{signal}"),
-            (None, None) => format!("ExitCode:{}", term.exit_code),
-        };
-        let (code, severity, persistence) = if oom {
-            // Rule: killed for exceeding the memory limit: it will happen again.
-            let persistence = if pc.restarts {
-                Persistence::Transient
-            } else {
-                Persistence::Terminal
-            };
-            (FindingCode::OomKilled, Severity::Failing, persistence)
-        } else if !pc.restarts {
-            // Rule: a non-zero exit under restartPolicy Never is final.
-            (
-                FindingCode::ContainerError,
-                Severity::Failing,
-                Persistence::Terminal,
-            )
-        } else {
-            // The kubelet restarts it; degraded until it turns into a crash loop.
-            (
-                FindingCode::ContainerError,
-                Severity::Degraded,
-                Persistence::Transient,
-            )
-        };
-        verdict.health = report(
-            code,
-            severity,
-            persistence,
-            &display,
-            term.message.as_deref(),
-            term.finished_at,
-        );
-        verdict.progressing = pc.restarts;
-        return verdict;
-    }
-
-    if cs.state.running.is_none() {
+    } else if cs.state.running.is_none() {
         // No state reported yet: the container has not been created.
         verdict.progressing = true;
         return verdict;
+    } else if let Some(previous) = cs
+        .last_state
+        .terminated
+        .as_ref()
+        .filter(|t| t.reason.as_deref() == Some("OOMKilled"))
+        .filter(|t| ctx.recent(t.finished_at, ctx.policy.recent_window))
+    {
+        // Rule: it runs again, but was OOM-killed recently: at risk of the next kill.
+        verdict.health = report(
+            FindingCode::OomKilled,
+            Severity::Degraded,
+            Persistence::Transient,
+            "OOMKilled",
+            Some("container was OOM-killed recently and restarted"),
+            "container.oom_recent",
+            anchor("lastState.terminated.finishedAt", previous.finished_at),
+        );
+        return verdict;
     }
 
-    let last = cs.last_state.terminated.as_ref();
-    if let Some(previous) = last.filter(|t| t.reason.as_deref() == Some("OOMKilled")) {
-        // Rule: it runs again, but was OOM-killed recently: at risk of the next kill.
-        if ctx.recent(previous.finished_at, ctx.policy.recent_window) {
-            verdict.health = report(
-                FindingCode::OomKilled,
-                Severity::Degraded,
-                Persistence::Transient,
-                "OOMKilled",
-                Some("container was OOM-killed recently and restarted"),
-                previous.finished_at,
-            );
-            return verdict;
-        }
-    }
-    // Rule: running, but restarted often and recently: unstable even if up right now.
-    let restarted_at = cs
-        .state
-        .running
-        .as_ref()
-        .and_then(|r| r.started_at)
-        .or_else(|| last.and_then(|t| t.finished_at));
-    if cs.restart_count >= ctx.policy.restart_threshold
-        && ctx.recent(restarted_at, ctx.policy.recent_window)
+    // Rule: restarted often and recently: unstable even if up right now. Counts every
+    // state (running, waiting to start again, just exited 0 under Always).
+    if verdict.health < Health::Degraded
+        && cs.restart_count >= ctx.policy.restart_threshold
+        && ctx.recent(restarted.at, ctx.policy.recent_window)
     {
+        let last = cs
+            .last_state
+            .terminated
+            .as_ref()
+            .or(cs.state.terminated.as_ref());
         let message = last.map(|t| {
             format!(
                 "{} restarts; last exit: {} (exit code {})",
@@ -600,7 +763,8 @@ fn assess_container(
             Persistence::Transient,
             "RestartingFrequently",
             message.as_deref(),
-            restarted_at,
+            "container.restarting_frequently",
+            restarted,
         );
     }
     verdict

@@ -2,6 +2,8 @@
 
 use chrono::Duration;
 
+use super::custom::CustomKindRule;
+
 /// Grace periods and windows of the classification rules. The defaults follow the
 /// design's rule table; each field says which rule reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +16,9 @@ pub struct HealthPolicy {
     pub start_grace: Duration,
     /// Running but not Ready: progressing within, degraded after.
     pub ready_grace: Duration,
+    /// A LoadBalancer Service or an Ingress without an address: progressing within
+    /// (from creation), degraded after.
+    pub address_grace: Duration,
     /// Unschedulable: degraded within, failing after.
     pub unschedulable_grace: Duration,
     /// OOMKilled and restarts count as recent within this window.
@@ -27,6 +32,8 @@ pub struct HealthPolicy {
     pub terminating_grace: Duration,
     /// Finding messages are cut to this many bytes.
     pub message_limit: usize,
+    /// A host's rules for its own custom kinds (checked before the built-in ones).
+    pub custom_kinds: Vec<CustomKindRule>,
 }
 
 impl Default for HealthPolicy {
@@ -36,12 +43,14 @@ impl Default for HealthPolicy {
             config_grace: Duration::minutes(2),
             start_grace: Duration::minutes(5),
             ready_grace: Duration::minutes(5),
+            address_grace: Duration::minutes(10),
             unschedulable_grace: Duration::minutes(5),
             recent_window: Duration::minutes(10),
             restart_threshold: 3,
             rollout_deadline: Duration::minutes(10),
             terminating_grace: Duration::seconds(60),
             message_limit: 512,
+            custom_kinds: Vec::new(),
         }
     }
 }

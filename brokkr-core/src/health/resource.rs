@@ -8,8 +8,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::objects::{
-    CronJob, DaemonSet, Deployment, Job, Node, ObjectMeta, OtherObject, OtherStatus,
-    PersistentVolumeClaim, Pod, ReplicaSet, Service, StatefulSet,
+    Condition, CronJob, DaemonSet, Deployment, HorizontalPodAutoscaler, Ingress, Job, Node,
+    ObjectMeta, OtherObject, PersistentVolumeClaim, Pod, ReplicaSet, Service, StatefulSet,
 };
 
 /// One Kubernetes object that belongs to a deployment object, typed by kind.
@@ -36,6 +36,10 @@ pub enum Resource {
     PersistentVolumeClaim(PersistentVolumeClaim),
     /// A Service.
     Service(Service),
+    /// An Ingress.
+    Ingress(Ingress),
+    /// A HorizontalPodAutoscaler.
+    HorizontalPodAutoscaler(HorizontalPodAutoscaler),
     /// Any kind the classifier does not assess (healthy if present).
     Other(OtherObject),
 }
@@ -53,6 +57,8 @@ impl Resource {
             Self::CronJob(o) => &o.metadata,
             Self::PersistentVolumeClaim(o) => &o.metadata,
             Self::Service(o) => &o.metadata,
+            Self::Ingress(o) => &o.metadata,
+            Self::HorizontalPodAutoscaler(o) => &o.metadata,
             Self::Other(o) => &o.metadata,
         }
     }
@@ -69,6 +75,8 @@ impl Resource {
             Self::CronJob(_) => "CronJob",
             Self::PersistentVolumeClaim(_) => "PersistentVolumeClaim",
             Self::Service(_) => "Service",
+            Self::Ingress(_) => "Ingress",
+            Self::HorizontalPodAutoscaler(_) => "HorizontalPodAutoscaler",
             Self::Other(o) => &o.kind,
         }
     }
@@ -81,7 +89,7 @@ impl Resource {
                 api_version: "v1".into(),
                 kind: "Node".into(),
                 metadata: n.metadata,
-                status: OtherStatus::default(),
+                ..OtherObject::default()
             })),
             Parsed::Ignored => Err(ObjectError::NotAResource),
             Parsed::List(_) => Err(ObjectError::UnexpectedList),
@@ -110,6 +118,8 @@ impl Serialize for Resource {
             Self::CronJob(o) => Tagged { kind, object: o }.serialize(serializer),
             Self::PersistentVolumeClaim(o) => Tagged { kind, object: o }.serialize(serializer),
             Self::Service(o) => Tagged { kind, object: o }.serialize(serializer),
+            Self::Ingress(o) => Tagged { kind, object: o }.serialize(serializer),
+            Self::HorizontalPodAutoscaler(o) => Tagged { kind, object: o }.serialize(serializer),
             Self::Other(o) => o.serialize(serializer),
         }
     }
@@ -228,6 +238,8 @@ fn classify_value(value: Value) -> Result<Parsed, ObjectError> {
         "Event" => builtin(&["", "events.k8s.io"]),
         "Deployment" | "DaemonSet" | "ReplicaSet" => builtin(&["apps", "extensions"]),
         "StatefulSet" => builtin(&["apps"]),
+        "Ingress" => builtin(&["networking.k8s.io", "extensions"]),
+        "HorizontalPodAutoscaler" => builtin(&["autoscaling"]),
         "Job" | "CronJob" => builtin(&["batch"]),
         _ => false,
     };
@@ -244,6 +256,16 @@ fn classify_value(value: Value) -> Result<Parsed, ObjectError> {
         "CronJob" => typed(value, &kind, Resource::CronJob),
         "PersistentVolumeClaim" => typed(value, &kind, Resource::PersistentVolumeClaim),
         "Service" => typed(value, &kind, Resource::Service),
+        "Ingress" => typed(value, &kind, Resource::Ingress),
+        "HorizontalPodAutoscaler" => {
+            let v1_conditions = v1_autoscaler_conditions(&value);
+            typed(value, &kind, |mut hpa: HorizontalPodAutoscaler| {
+                if hpa.status.conditions.is_empty() {
+                    hpa.status.conditions = v1_conditions;
+                }
+                Resource::HorizontalPodAutoscaler(hpa)
+            })
+        }
         "Node" => serde_json::from_value(value)
             .map(|n| Parsed::Node(Box::new(n)))
             .map_err(|e| ObjectError::BadField {
@@ -254,6 +276,22 @@ fn classify_value(value: Value) -> Result<Parsed, ObjectError> {
         "Event" => Ok(Parsed::Ignored),
         _ => typed(value, &kind, Resource::Other),
     }
+}
+
+/// `autoscaling/v1` keeps an autoscaler's conditions as JSON text in an annotation.
+/// Unreadable text means no conditions (the autoscaler then reads as not observed).
+fn v1_autoscaler_conditions(value: &Value) -> Vec<Condition> {
+    value
+        .pointer("/metadata/annotations/autoscaling.alpha.kubernetes.io~1conditions")
+        .and_then(Value::as_str)
+        .and_then(|text| serde_json::from_str::<Vec<Value>>(text).ok())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|c| Condition::deserialize(c).ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Everything the classifier knows about one deployment object at one moment.

@@ -199,6 +199,29 @@ pub enum FindingCode {
     Absent,
     /// A custom resource's controller reports `Stalled=True`: it gave up.
     Stalled,
+    /// The object has no status yet: its controller has not observed it.
+    NotObserved,
+    /// A HorizontalPodAutoscaler cannot read its metrics or cannot scale its target.
+    AutoscalerFailed,
+    /// A HorizontalPodAutoscaler is switched off on purpose (target scaled to zero).
+    ScalingDisabled,
+    /// A HorizontalPodAutoscaler wants more or fewer replicas than its bounds allow.
+    ScalingLimited,
+    /// An Ingress has no address yet.
+    IngressPending,
+    /// A CronJob's last scheduled run is older than its schedule says it should be.
+    MissedSchedule,
+    /// A certificate's validity ended (`notAfter` is past).
+    CertificateExpired,
+    /// A custom resource's controller reports a terminal failure (a reason such as
+    /// `InstallFailed`, `RetriesExceeded`, `...CheckFailed`, or `status.phase: Failed`).
+    ReconcileFailed,
+    /// A custom resource reports itself degraded (`status.phase: Degraded`).
+    ResourceDegraded,
+    /// A progressive rollout (Argo Rollouts) was aborted and went back to stable.
+    RolloutAborted,
+    /// An autoscaler (KEDA) serves its fallback replica count: its scaler is failing.
+    ScalerFallback,
 }
 
 /// Identifies a Kubernetes object.
@@ -275,6 +298,26 @@ pub struct Finding {
     /// For pod findings under a controller: how many of its pods share it.
     #[serde(default)]
     pub affected: Option<Affected>,
+    /// The rule that fired, e.g. `pod.container.pull`: for explanations (`classify
+    /// --explain`), not part of the wire format.
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub rule: &'static str,
+    /// The time the rule measured its grace or window from: for explanations, not part
+    /// of the wire format.
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub anchor: Option<Anchor>,
+}
+
+/// The time a rule measured from, and which field of the object it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Anchor {
+    /// The field, e.g. `status.startTime` or `Ready.lastTransitionTime`.
+    pub field: &'static str,
+    /// Its value; `None` when the object does not carry it (a missing anchor counts as
+    /// long past for grace periods, and never proves a stall).
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// The verdict on one resource.

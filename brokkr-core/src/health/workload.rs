@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Utc};
 
-use super::context::Ctx;
+use super::context::{Ctx, anchor};
 use super::objects::{
-    Condition, ConditionStatus, CronJob, DaemonSet, Deployment, Job, ObjectMeta, OtherObject,
-    PersistentVolumeClaim, ReplicaSet, Service, StatefulSet, find_condition,
+    Condition, ConditionStatus, DaemonSet, DaemonSetStatus, Deployment, ObjectMeta, ReplicaSet,
+    StatefulSet, WorkloadStatus, find_condition,
 };
+use super::pod::not_observed;
 use super::verdict::{Finding, FindingCode, Health, Persistence, Phase, Severity};
 
 /// The verdict on one workload (or other non-pod resource), plus what it means for the
@@ -27,7 +28,7 @@ pub(crate) struct WorkloadVerdict {
 }
 
 impl WorkloadVerdict {
-    fn new(phase: Phase, message: Option<String>) -> Self {
+    pub(crate) fn new(phase: Phase, message: Option<String>) -> Self {
         Self {
             health: Health::Healthy,
             phase,
@@ -38,9 +39,56 @@ impl WorkloadVerdict {
         }
     }
 
-    fn worsen(&mut self, severity: Severity) {
+    pub(crate) fn worsen(&mut self, severity: Severity) {
         self.health = self.health.max(severity.health());
     }
+
+    /// Rule for every kind: nobody has written the object's status yet, so nothing it
+    /// says can be trusted: unknown, progressing, one `NotObserved` finding.
+    pub(crate) fn not_observed(kind: &str, meta: &ObjectMeta, ctx: &Ctx, out: &mut Vec<Finding>) -> Self {
+        out.push(not_observed(kind, meta, ctx));
+        let mut v = Self::new(Phase::Progressing, Some("not observed yet".to_owned()));
+        v.health = Health::Unknown;
+        v
+    }
+}
+
+/// Whether a workload controller has written any status: an observed generation, a
+/// condition, a revision or a non-zero count (the API omits zeros, so a status holding
+/// only zeros is what the API server stores before any controller acts).
+fn workload_observed(st: &WorkloadStatus) -> bool {
+    let counts = [
+        st.replicas,
+        st.updated_replicas,
+        st.ready_replicas,
+        st.available_replicas,
+    ];
+    st.observed_generation.is_some()
+        || !st.conditions.is_empty()
+        || st.current_revision.is_some()
+        || st.update_revision.is_some()
+        || counts.iter().any(|c| c.is_some_and(|n| n != 0))
+}
+
+fn daemonset_observed(st: &DaemonSetStatus) -> bool {
+    let counts = [
+        st.desired_number_scheduled,
+        st.current_number_scheduled,
+        st.number_ready,
+        st.number_available,
+        st.updated_number_scheduled,
+    ];
+    st.observed_generation.is_some()
+        || !st.conditions.is_empty()
+        || counts.iter().any(|c| c.is_some_and(|n| n != 0))
+}
+
+/// A first rollout still inside the rollout deadline: the object is at its first
+/// generation and younger than `rollout_deadline`. Missing replicas are its progress,
+/// not a fault.
+fn fresh(meta: &ObjectMeta, ctx: &Ctx) -> bool {
+    meta.generation.is_none_or(|g| g <= 1)
+        && ctx.recent(meta.creation_timestamp, ctx.policy.rollout_deadline)
 }
 
 /// The last sign of progress the object itself carries: its conditions' times, the
@@ -67,29 +115,32 @@ fn stalled(anchor: Option<DateTime<Utc>>, ctx: &Ctx) -> bool {
 
 /// Whether the controller has acted on the latest spec. A recording without a
 /// generation cannot tell, and counts as observed.
-fn generation_observed(meta: &ObjectMeta, observed: Option<i64>) -> bool {
+pub(crate) fn generation_observed(meta: &ObjectMeta, observed: Option<i64>) -> bool {
     match meta.generation {
         Some(generation) => observed.is_some_and(|o| o >= generation),
         None => true,
     }
 }
 
-fn is_true(conditions: &[Condition], type_: &str) -> bool {
+pub(crate) fn is_true(conditions: &[Condition], type_: &str) -> bool {
     find_condition(conditions, type_).is_some_and(|c| c.status == ConditionStatus::True)
 }
 
 /// Rule: a controller that has not observed the latest generation reports the previous
 /// spec's status, so nothing it says applies yet: unknown, progressing.
-fn generation_pending(kind: &str, meta: &ObjectMeta, ctx: &Ctx, out: &mut Vec<Finding>) {
-    out.push(ctx.finding(
-        FindingCode::GenerationNotObserved,
-        Severity::Unknown,
-        Persistence::Transient,
-        kind,
-        meta,
-        "GenerationNotObserved".to_owned(),
-        Some("the controller has not yet observed the latest spec"),
-    ));
+pub(crate) fn generation_pending(kind: &str, meta: &ObjectMeta, ctx: &Ctx, out: &mut Vec<Finding>) {
+    out.push(
+        ctx.finding(
+            FindingCode::GenerationNotObserved,
+            Severity::Unknown,
+            Persistence::Transient,
+            kind,
+            meta,
+            "GenerationNotObserved".to_owned(),
+            Some("the controller has not yet observed the latest spec"),
+        )
+        .rule("workload.generation_not_observed"),
+    );
 }
 
 /// Rule: ReplicaFailure=True means the controller cannot create pods (quota, admission).
@@ -114,7 +165,8 @@ fn replica_failure(
                 .unwrap_or_else(|| "ReplicaFailure".into()),
             cond.message.as_deref(),
         )
-        .since(cond.last_transition_time),
+        .rule("workload.replica_failure")
+        .anchored(anchor("ReplicaFailure.lastTransitionTime", cond.last_transition_time)),
     );
     Some(Severity::Degraded)
 }
@@ -127,6 +179,9 @@ pub(crate) fn assess_deployment(
 ) -> WorkloadVerdict {
     const KIND: &str = "Deployment";
     let (meta, st) = (&d.metadata, &d.status);
+    if !workload_observed(st) {
+        return WorkloadVerdict::not_observed(KIND, meta, ctx, out);
+    }
     let desired = d.spec.replicas.unwrap_or(1).max(0);
     let existing = st.replicas.unwrap_or(0);
     let updated = st.updated_replicas.unwrap_or(0);
@@ -140,13 +195,15 @@ pub(crate) fn assess_deployment(
             && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
     });
     // The controller marks a finished rollout with Progressing reason
-    // NewReplicaSetAvailable; pods lost afterwards are an availability matter, not a
-    // rollout. Recordings without the condition fall back to the counts.
+    // NewReplicaSetAvailable and leaves it so while the replica counts match; pods lost
+    // afterwards are an availability matter, not a rollout. Recordings without the
+    // condition fall back to the counts: a new template not yet everywhere, old pods
+    // still there, or a first rollout within the deadline.
     let rollout_incomplete = match progressing_cond {
         Some(c) if c.status == ConditionStatus::True => {
             c.reason.as_deref() != Some("NewReplicaSetAvailable")
         }
-        _ => updated < desired || existing > updated || available < updated,
+        _ => updated < desired || existing > updated || (available < desired && fresh(meta, ctx)),
     };
 
     let mut v = WorkloadVerdict::new(
@@ -175,7 +232,8 @@ pub(crate) fn assess_deployment(
                 "ProgressDeadlineExceeded".to_owned(),
                 cond.message.as_deref(),
             )
-            .since(cond.last_transition_time),
+            .rule("deployment.progress_deadline")
+            .anchored(anchor("Progressing.lastTransitionTime", cond.last_transition_time)),
         );
         v.health = Health::Failing;
         v.phase = Phase::Progressing;
@@ -224,6 +282,11 @@ pub(crate) fn assess_deployment(
         // Rule: rolled out, yet below minimum availability.
         replicas_unavailable(KIND, meta, available_cond, ctx, out);
         v.worsen(Severity::Degraded);
+    } else if available < desired {
+        // Rule: below strength with no rollout in flight is degraded at once, even while
+        // minimum availability (maxUnavailable) still holds: a replica is missing.
+        below_strength(KIND, meta, available, desired, ctx, out);
+        v.worsen(Severity::Degraded);
     }
     v.supersedes_failed = v.shields && !rollout_incomplete && v.health == Health::Healthy;
     v
@@ -247,7 +310,35 @@ fn replicas_unavailable(
                 .unwrap_or_else(|| "ReplicasUnavailable".into()),
             cond.and_then(|c| c.message.as_deref()),
         )
-        .since(cond.and_then(|c| c.last_transition_time)),
+        .rule("workload.available_false")
+        .anchored(anchor(
+            "Available.lastTransitionTime",
+            cond.and_then(|c| c.last_transition_time),
+        )),
+    );
+}
+
+/// Fewer replicas available than wanted, with nothing rolling out.
+fn below_strength(
+    kind: &str,
+    meta: &ObjectMeta,
+    available: i32,
+    desired: i32,
+    ctx: &Ctx,
+    out: &mut Vec<Finding>,
+) {
+    let message = format!("{available}/{desired} replicas available and no rollout in progress");
+    out.push(
+        ctx.finding(
+            FindingCode::ReplicasUnavailable,
+            Severity::Degraded,
+            Persistence::Transient,
+            kind,
+            meta,
+            "ReplicasUnavailable".to_owned(),
+            Some(&message),
+        )
+        .rule("workload.below_strength"),
     );
 }
 
@@ -256,15 +347,18 @@ fn no_replicas(kind: &str, meta: &ObjectMeta, desired: i32, ctx: &Ctx, out: &mut
         "0/{desired} replicas available and no progress for {} minutes",
         ctx.policy.rollout_deadline.num_minutes()
     );
-    out.push(ctx.finding(
-        FindingCode::NoReplicasAvailable,
-        Severity::Failing,
-        Persistence::Transient,
-        kind,
-        meta,
-        "NoReplicasAvailable".to_owned(),
-        Some(&message),
-    ));
+    out.push(
+        ctx.finding(
+            FindingCode::NoReplicasAvailable,
+            Severity::Failing,
+            Persistence::Transient,
+            kind,
+            meta,
+            "NoReplicasAvailable".to_owned(),
+            Some(&message),
+        )
+        .rule("workload.no_replicas"),
+    );
 }
 
 /// Replica counts of a StatefulSet, DaemonSet or standalone ReplicaSet.
@@ -314,11 +408,13 @@ fn assess_replicated(
         v.supersedes_failed = true;
         return v;
     }
-    let anchor = last_progress(meta, conditions).max(evidence);
-    let stalled = stalled(anchor, ctx);
-    // A rollout or scale is in flight: pods still to replace or to create. Waiting on an
-    // OnDelete strategy or a partition is not (see `update_pending`).
-    let rolling = r.update_pending || r.existing != r.desired;
+    let progress = last_progress(meta, conditions).max(evidence);
+    let stalled = stalled(progress, ctx);
+    let progress = anchor("last progress (conditions, status writes, pods)", progress);
+    // A rollout or scale is in flight: pods still to replace or to create, or a first
+    // rollout within the deadline. Waiting on an OnDelete strategy or a partition is not
+    // (see `update_pending`).
+    let rolling = r.update_pending || r.existing != r.desired || fresh(meta, ctx);
     let in_flight = rolling || r.available < r.desired;
     if in_flight {
         v.phase = Phase::Progressing;
@@ -348,31 +444,15 @@ fn assess_replicated(
                 "RolloutStuck".to_owned(),
                 Some(&message),
             )
-            .since(anchor),
+            .rule("workload.rollout_stuck")
+            .anchored(progress),
         );
         v.health = Health::Failing;
         v.shields = false;
-    } else if r.available < r.desired && stalled {
-        // Rule: nothing to roll out, yet replicas have stayed unavailable for the
-        // rollout deadline: running below strength.
-        let message = format!(
-            "{}/{} available for more than {} minutes",
-            r.available,
-            r.desired,
-            ctx.policy.rollout_deadline.num_minutes()
-        );
-        out.push(
-            ctx.finding(
-                FindingCode::ReplicasUnavailable,
-                Severity::Degraded,
-                Persistence::Transient,
-                kind,
-                meta,
-                "ReplicasUnavailable".to_owned(),
-                Some(&message),
-            )
-            .since(anchor),
-        );
+    } else if r.available < r.desired && !rolling {
+        // Rule: nothing to roll out, yet replicas are unavailable: running below
+        // strength, degraded at once (no timestamp needed; only stalls need one).
+        below_strength(kind, meta, r.available, r.desired, ctx, out);
         v.worsen(Severity::Degraded);
     }
     v.supersedes_failed = v.shields && !in_flight && v.health == Health::Healthy;
@@ -387,6 +467,9 @@ pub(crate) fn assess_statefulset(
     out: &mut Vec<Finding>,
 ) -> WorkloadVerdict {
     let st = &s.status;
+    if !workload_observed(st) {
+        return WorkloadVerdict::not_observed("StatefulSet", &s.metadata, ctx, out);
+    }
     let desired = s.spec.replicas.unwrap_or(1).max(0);
     let ready = st.ready_replicas.unwrap_or(0);
     let strategy = &s.spec.update_strategy;
@@ -400,9 +483,16 @@ pub(crate) fn assess_statefulset(
     // The API omits zero counts; once the controller has written a status, a missing
     // count is a zero, not an unknown.
     let written = st.observed_generation.is_some();
+    // The controller moves `currentRevision` to `updateRevision` only once every pod is
+    // updated and ready, so differing revisions mean the last updated pods are still
+    // coming up.
+    let revisions_differ = partition == 0
+        && st.current_revision.is_some()
+        && st.update_revision.is_some()
+        && st.current_revision != st.update_revision;
     let update_pending = !strategy.is_on_delete()
         && match st.updated_replicas.or(written.then_some(0)) {
-            Some(updated) => updated < desired - partition,
+            Some(updated) => updated < desired - partition || (revisions_differ && ready < desired),
             None => partition == 0 && st.current_revision != st.update_revision,
         };
     let replicas = Replicas {
@@ -432,6 +522,9 @@ pub(crate) fn assess_daemonset(
     out: &mut Vec<Finding>,
 ) -> WorkloadVerdict {
     let st = &d.status;
+    if !daemonset_observed(st) {
+        return WorkloadVerdict::not_observed("DaemonSet", &d.metadata, ctx, out);
+    }
     let desired = st.desired_number_scheduled.unwrap_or(0).max(0);
     let ready = st.number_ready.unwrap_or(0);
     // The API omits zero counts; once the controller has written a status, a missing
@@ -474,6 +567,9 @@ pub(crate) fn assess_replicaset(
     out: &mut Vec<Finding>,
 ) -> WorkloadVerdict {
     let st = &rs.status;
+    if !workload_observed(st) {
+        return WorkloadVerdict::not_observed("ReplicaSet", &rs.metadata, ctx, out);
+    }
     let desired = rs.spec.replicas.unwrap_or(1).max(0);
     let ready = st.ready_replicas.unwrap_or(0);
     let replicas = Replicas {
@@ -511,253 +607,6 @@ pub(crate) fn assess_replicaset(
     )
 }
 
-/// Whether a Job has finished, and how.
-pub(crate) fn job_outcome(job: &Job) -> Option<(bool, Option<DateTime<Utc>>)> {
-    let conditions = &job.status.conditions;
-    let finished_at =
-        |type_| find_condition(conditions, type_).and_then(|c| c.last_transition_time);
-    if is_true(conditions, "Failed") || is_true(conditions, "FailureTarget") {
-        return Some((true, finished_at("Failed").or(finished_at("FailureTarget"))));
-    }
-    if is_true(conditions, "Complete") || is_true(conditions, "SuccessCriteriaMet") {
-        return Some((
-            false,
-            job.status.completion_time.or(finished_at("Complete")),
-        ));
-    }
-    None
-}
-
-/// Job rules.
-pub(crate) fn assess_job(job: &Job, ctx: &Ctx, out: &mut Vec<Finding>) -> WorkloadVerdict {
-    let st = &job.status;
-    let completions = job.spec.completions.unwrap_or(1);
-    let succeeded = st.succeeded.unwrap_or(0);
-    let active = st.active.unwrap_or(0);
-    let mut v = WorkloadVerdict::new(
-        Phase::Progressing,
-        Some(format!(
-            "{succeeded}/{completions} succeeded, {active} active, {} failed",
-            st.failed.unwrap_or(0)
-        )),
-    );
-    match job_outcome(job) {
-        // Rule: Failed=True (backoff limit, active deadline): the Job gave up.
-        Some((true, since)) => {
-            let cond = find_condition(&st.conditions, "Failed")
-                .or_else(|| find_condition(&st.conditions, "FailureTarget"));
-            out.push(
-                ctx.finding(
-                    FindingCode::JobFailed,
-                    Severity::Failing,
-                    Persistence::Terminal,
-                    "Job",
-                    &job.metadata,
-                    cond.and_then(|c| c.reason.clone())
-                        .unwrap_or_else(|| "Failed".into()),
-                    cond.and_then(|c| c.message.as_deref()),
-                )
-                .since(since),
-            );
-            v.health = Health::Failing;
-            v.phase = Phase::Completed;
-            v.failed = true;
-        }
-        // Rule: Complete=True: done; failed pods along the way were retried away.
-        Some((false, _)) => {
-            v.phase = Phase::Completed;
-            v.shields = true;
-            v.supersedes_failed = true;
-        }
-        None => {
-            v.shields = true;
-            if job.spec.suspend == Some(true) || is_true(&st.conditions, "Suspended") {
-                // Rule: suspended on purpose.
-                v.phase = Phase::Suspended;
-            } else if active == 0 && succeeded >= completions && st.conditions.is_empty() {
-                // Recordings from before Job conditions: the counts say it is done.
-                v.phase = Phase::Completed;
-                v.supersedes_failed = true;
-            }
-        }
-    }
-    v
-}
-
-/// CronJob rules. `last_run` is the outcome of its newest finished Job among the given
-/// resources (`Some(true)` = failed), when there is one.
-pub(crate) fn assess_cronjob(
-    cj: &CronJob,
-    last_run: Option<bool>,
-    ctx: &Ctx,
-    out: &mut Vec<Finding>,
-) -> WorkloadVerdict {
-    let st = &cj.status;
-    let mut v = WorkloadVerdict::new(Phase::Stable, None);
-    // A CronJob's runs are retried by the next schedule: its Jobs' failures degrade, never fail.
-    v.shields = true;
-    v.supersedes_failed = last_run == Some(false);
-    // Rule: suspended on purpose.
-    if cj.spec.suspend == Some(true) {
-        v.phase = Phase::Suspended;
-        return v;
-    }
-    // Without its Jobs, the status still tells: the last schedule after the last success,
-    // with nothing active, means the last run did not succeed.
-    let inferred_failure = || {
-        st.active.is_empty()
-            && matches!((st.last_schedule_time, st.last_successful_time),
-                (Some(scheduled), Some(succeeded)) if scheduled > succeeded)
-    };
-    // Rule: the last finished Job failed.
-    if last_run.unwrap_or_else(inferred_failure) {
-        out.push(
-            ctx.finding(
-                FindingCode::CronJobLastRunFailed,
-                Severity::Degraded,
-                Persistence::Transient,
-                "CronJob",
-                &cj.metadata,
-                "LastRunFailed".to_owned(),
-                Some("the most recent finished run failed"),
-            )
-            .since(st.last_schedule_time),
-        );
-        v.health = Health::Degraded;
-    }
-    v
-}
-
-/// PersistentVolumeClaim rules.
-pub(crate) fn assess_pvc(
-    pvc: &PersistentVolumeClaim,
-    ctx: &Ctx,
-    out: &mut Vec<Finding>,
-) -> WorkloadVerdict {
-    let meta = &pvc.metadata;
-    let phase = pvc.status.phase.as_deref().unwrap_or("Pending");
-    let mut v = WorkloadVerdict::new(Phase::Stable, Some(phase.to_owned()));
-    match phase {
-        "Bound" => {}
-        // Rule: the bound volume is gone; data is unreachable.
-        "Lost" => {
-            out.push(ctx.finding(
-                FindingCode::VolumeClaimLost,
-                Severity::Failing,
-                Persistence::Terminal,
-                "PersistentVolumeClaim",
-                meta,
-                "Lost".to_owned(),
-                Some("the claim's volume no longer exists"),
-            ));
-            v.health = Health::Failing;
-        }
-        // Rule: provisioning takes a moment; degraded after start_grace.
-        _ => {
-            v.phase = Phase::Progressing;
-            if ctx.past(meta.creation_timestamp, ctx.policy.start_grace) {
-                out.push(
-                    ctx.finding(
-                        FindingCode::VolumeClaimPending,
-                        Severity::Degraded,
-                        Persistence::Transient,
-                        "PersistentVolumeClaim",
-                        meta,
-                        "Pending".to_owned(),
-                        Some("the claim is not bound to a volume"),
-                    )
-                    .since(meta.creation_timestamp),
-                );
-                v.health = Health::Degraded;
-            }
-        }
-    }
-    v
-}
-
-/// Service rules: only a LoadBalancer waiting for its address is noteworthy, and only
-/// as progress (clusters without a load-balancer controller never assign one).
-pub(crate) fn assess_service(svc: &Service, ctx: &Ctx, out: &mut Vec<Finding>) -> WorkloadVerdict {
-    let mut v = WorkloadVerdict::new(Phase::Stable, svc.spec.type_.clone());
-    if svc.spec.type_.as_deref() == Some("LoadBalancer")
-        && svc.status.load_balancer.ingress.is_empty()
-    {
-        out.push(ctx.finding(
-            FindingCode::LoadBalancerPending,
-            Severity::Info,
-            Persistence::Transient,
-            "Service",
-            &svc.metadata,
-            "LoadBalancerPending".to_owned(),
-            Some("no load balancer address assigned yet"),
-        ));
-        v.phase = Phase::Progressing;
-    }
-    v
-}
-
-/// Kinds without rules of their own are healthy when present, unless their status
-/// follows the common conventions (as kstatus, Flux, cert-manager and Crossplane do) and
-/// says otherwise: a controller behind on the spec, `Stalled=True`, `Reconciling=True`,
-/// or `Ready=False` for longer than `start_grace`.
-pub(crate) fn assess_other(o: &OtherObject, ctx: &Ctx, out: &mut Vec<Finding>) -> WorkloadVerdict {
-    let (meta, st) = (&o.metadata, &o.status);
-    let mut v = WorkloadVerdict::new(Phase::Stable, None);
-    v.shields = true;
-    v.supersedes_failed = true;
-    if st.observed_generation.is_some() && !generation_observed(meta, st.observed_generation) {
-        generation_pending(&o.kind, meta, ctx, out);
-        v.health = Health::Unknown;
-        v.phase = Phase::Progressing;
-        return v;
-    }
-    let conditions = &st.conditions;
-    if let Some(c) =
-        find_condition(conditions, "Stalled").filter(|c| c.status == ConditionStatus::True)
-    {
-        out.push(
-            ctx.finding(
-                FindingCode::Stalled,
-                Severity::Failing,
-                Persistence::Terminal,
-                &o.kind,
-                meta,
-                c.reason.clone().unwrap_or_else(|| "Stalled".into()),
-                c.message.as_deref(),
-            )
-            .since(c.last_transition_time),
-        );
-        v.health = Health::Failing;
-        v.message.clone_from(&c.message);
-        return v;
-    }
-    if is_true(conditions, "Reconciling") {
-        v.phase = Phase::Progressing;
-    }
-    if let Some(c) =
-        find_condition(conditions, "Ready").filter(|c| c.status == ConditionStatus::False)
-    {
-        v.phase = Phase::Progressing;
-        v.message.clone_from(&c.message);
-        if ctx.past(c.last_transition_time, ctx.policy.start_grace) {
-            out.push(
-                ctx.finding(
-                    FindingCode::NotReady,
-                    Severity::Degraded,
-                    Persistence::Transient,
-                    &o.kind,
-                    meta,
-                    c.reason.clone().unwrap_or_else(|| "NotReady".into()),
-                    c.message.as_deref(),
-                )
-                .since(c.last_transition_time),
-            );
-            v.health = Health::Degraded;
-        }
-    }
-    v
-}
-
 /// Rule for every kind: a deletion that has not finished within `rollout_deadline` is
 /// stuck (finalizers waiting on something). Pods have their own, shorter rule.
 pub(crate) fn apply_deletion(
@@ -782,7 +631,8 @@ pub(crate) fn apply_deletion(
                 "Terminating".to_owned(),
                 Some("deletion has not finished; finalizers may be waiting"),
             )
-            .since(Some(deleted_at)),
+            .rule("any.stuck_terminating")
+            .anchored(anchor("metadata.deletionTimestamp", Some(deleted_at))),
         );
         v.worsen(Severity::Degraded);
     }
