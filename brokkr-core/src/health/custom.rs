@@ -175,8 +175,8 @@ pub(crate) fn assess_other(o: &OtherObject, ctx: &Ctx, out: &mut Vec<Finding>) -
     if let Some(rule) = host_rule {
         apply_host_rule(o, rule, ctx, &mut v, out);
     } else {
-        well_known(o, ctx, &mut v, out);
-        conventions(o, ctx, &mut v, out);
+        let decided = well_known(o, ctx, &mut v, out);
+        conventions(o, decided, ctx, &mut v, out);
     }
     // Rule: `spec.suspend` / `spec.paused`: suspended on purpose, not a fault.
     if o.spec.suspended() && v.phase != Phase::Terminating {
@@ -295,8 +295,9 @@ fn severity_for(health: Health) -> Severity {
     }
 }
 
-/// Kinds whose projects document more than the conventions say.
-fn well_known(o: &OtherObject, ctx: &Ctx, v: &mut WorkloadVerdict, out: &mut Vec<Finding>) {
+/// Kinds whose projects document more than the conventions say. Returns whether it
+/// found what `status.phase` would only repeat (an aborted rollout says `Degraded`).
+fn well_known(o: &OtherObject, ctx: &Ctx, v: &mut WorkloadVerdict, out: &mut Vec<Finding>) -> bool {
     let st = &o.view;
     match (o.group(), o.kind.as_str()) {
         // cert-manager: a certificate past `notAfter` breaks every TLS handshake.
@@ -339,6 +340,7 @@ fn well_known(o: &OtherObject, ctx: &Ctx, v: &mut WorkloadVerdict, out: &mut Vec
                     out,
                 );
                 v.worsen(Severity::Degraded);
+                return true;
             } else if let Some(c) = progressing.filter(|c| {
                 c.status == ConditionStatus::False
                     && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
@@ -356,6 +358,7 @@ fn well_known(o: &OtherObject, ctx: &Ctx, v: &mut WorkloadVerdict, out: &mut Vec
                     out,
                 );
                 v.worsen(Severity::Failing);
+                return true;
             }
         }
         // KEDA: `Active=False` only means no events to scale on (not a fault); serving
@@ -381,10 +384,18 @@ fn well_known(o: &OtherObject, ctx: &Ctx, v: &mut WorkloadVerdict, out: &mut Vec
         }
         _ => {}
     }
+    false
 }
 
-/// The conventions most controllers follow.
-fn conventions(o: &OtherObject, ctx: &Ctx, v: &mut WorkloadVerdict, out: &mut Vec<Finding>) {
+/// The conventions most controllers follow. `decided`: a well-known kind's rule already
+/// judged what `status.phase` says.
+fn conventions(
+    o: &OtherObject,
+    decided: bool,
+    ctx: &Ctx,
+    v: &mut WorkloadVerdict,
+    out: &mut Vec<Finding>,
+) {
     let st = &o.view;
     let conditions = &st.conditions;
     // Rule: Stalled=True: the controller gave up (kstatus).
@@ -432,7 +443,7 @@ fn conventions(o: &OtherObject, ctx: &Ctx, v: &mut WorkloadVerdict, out: &mut Ve
         v.message.clone_from(&c.message);
     }
     // Rule: `status.phase` by convention.
-    if let Some(phase) = st.phase.as_deref() {
+    if let Some(phase) = st.phase.as_deref().filter(|_| !decided) {
         phase_convention(o, phase, ctx, v, out);
     }
     // Rule: Degraded=True says so itself.

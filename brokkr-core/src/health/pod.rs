@@ -47,7 +47,8 @@ pub(crate) fn is_ready(pod: &Pod) -> bool {
 /// Whether the pod itself says its node stopped reporting, even without the Node object:
 /// - `status.reason: NodeLost` (set when the node controller deletes such a pod);
 /// - a Ready condition `Unknown` (the kubelet cannot be asked);
-/// - the taint manager evicting it for `node.kubernetes.io/unreachable`;
+/// - the taint manager evicting it (`DisruptionTarget` reason `DeletionByTaintManager`:
+///   a NoExecute taint, in practice `unreachable` or `not-ready`);
 /// - Ready `False` while the kubelet's last word was that every container is ready
 ///   (`ContainersReady` True): the node controller marks pods of a lost node not ready
 ///   and leaves the kubelet's own conditions as they were. Readiness gates are the one
@@ -63,10 +64,7 @@ pub(crate) fn reports_node_lost(pod: &Pod) -> bool {
     }
     let evicted_unreachable = find_condition(&status.conditions, "DisruptionTarget")
         .filter(|c| c.status == ConditionStatus::True)
-        .is_some_and(|c| {
-            c.reason.as_deref() == Some("DeletionByTaintManager")
-                && c.message.as_deref().is_some_and(|m| m.contains("unreachable"))
-        });
+        .is_some_and(|c| c.reason.as_deref() == Some("DeletionByTaintManager"));
     if evicted_unreachable {
         return true;
     }
@@ -635,9 +633,7 @@ fn assess_container(
                 );
             }
             return verdict;
-        } else if !pc.quiet_start
-            && ctx.past_anchor(anchor("status.startTime", pc.started), ctx.policy.start_grace)
-        {
+        } else if !pc.quiet_start && ctx.past_anchor(episode, ctx.policy.start_grace) {
             // Rule: creating/initializing is progress, until start_grace has passed.
             let code = match reason {
                 "ContainerCreating" => FindingCode::ContainerCreating,
@@ -652,7 +648,7 @@ fn assess_container(
                 display,
                 message,
                 "container.waiting.slow_start",
-                anchor("status.startTime", pc.started),
+                episode,
             );
         }
     } else if let Some(term) = &cs.state.terminated {
