@@ -1,22 +1,24 @@
 //! Classify Kubernetes objects as one deployment object and print the assessment.
 //!
 //! ```text
-//! cargo run --example classify -- [--now RFC3339] FILE...
+//! cargo run --example classify -- [--now RFC3339] [--explain] FILE...
 //! kubectl get deploy,rs,pods -l app=web -o json | cargo run --example classify -- -
 //! ```
 //!
 //! Files hold JSON or YAML: single objects, `kind: List`, JSON arrays or multi-document
 //! YAML; `-` reads standard input. Exit code 2 names the file and what is wrong with it.
+//! `--explain` adds, after the JSON, one line per finding: the rule that fired and the
+//! time it measured its grace from (and how long before `--now` that was).
 
 use std::io::Read;
 use std::process::ExitCode;
 
-use brokkr::health::{HealthPolicy, Observations, classify};
+use brokkr::health::{HealthPolicy, Observations, classify, explain};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-const USAGE: &str = "usage: classify [--now RFC3339] FILE... (FILE may be - for stdin)";
+const USAGE: &str = "usage: classify [--now RFC3339] [--explain] FILE... (FILE may be - for stdin)";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
 fn run(args: Vec<String>) -> Result<String, String> {
     let mut now = Utc::now();
     let mut files = Vec::new();
+    let mut explained = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -43,6 +46,7 @@ fn run(args: Vec<String>) -> Result<String, String> {
                     .map_err(|e| format!("--now {value:?}: {e}"))?
                     .with_timezone(&Utc);
             }
+            "--explain" => explained = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}\n{USAGE}")),
             _ => files.push(arg),
@@ -61,7 +65,17 @@ fn run(args: Vec<String>) -> Result<String, String> {
         }
     }
     let assessment = classify(&observations, now, &HealthPolicy::default());
-    serde_json::to_string_pretty(&assessment).map_err(|e| e.to_string())
+    let json = serde_json::to_string_pretty(&assessment).map_err(|e| e.to_string())?;
+    if !explained {
+        return Ok(json);
+    }
+    let why = explain(&assessment, now);
+    let why = if why.is_empty() {
+        "no findings: every rule passed\n".to_owned()
+    } else {
+        why
+    };
+    Ok(format!("{json}\n\n{}", why.trim_end()))
 }
 
 fn read(file: &str) -> std::io::Result<String> {

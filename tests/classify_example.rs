@@ -67,9 +67,10 @@ fn multi_document_yaml_is_one_deployment_object() {
     assert_eq!(assessment["phase"], "stable");
     assert_eq!(assessment["pods_total"], 2);
     assert_eq!(assessment["pods_ready"], 1);
+    // One of two replicas is missing with no rollout in progress: ReplicasUnavailable.
     assert_eq!(
         assessment["conditions"],
-        serde_json::json!(["CrashLoopBackOff"])
+        serde_json::json!(["CrashLoopBackOff", "ReplicasUnavailable"])
     );
     let finding = &assessment["findings"][0];
     assert_eq!(finding["code"], "CrashLoopBackOff");
@@ -164,4 +165,32 @@ fn a_pod_with_a_wrongly_typed_field_is_reported_not_guessed() {
         stderr.contains("Pod") && stderr.contains("\"p\""),
         "{stderr}"
     );
+}
+
+#[test]
+fn explain_prints_the_rule_and_anchor_of_each_finding() {
+    // The objects of a rule fixture, as `kubectl get -o json` would print them.
+    let case: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("health/pod-image-pull-backoff-past-grace.json")).unwrap(),
+    )
+    .unwrap();
+    let objects = serde_json::to_string(&case["objects"]).unwrap();
+    let out = run(
+        &["--now", "2026-03-01T12:00:00Z", "--explain", "-"],
+        Some(&objects),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (json_part, explanation) = text.split_once("\n\n").unwrap();
+    serde_json::from_str::<Value>(json_part).unwrap();
+    assert!(explanation.contains("ImagePullBackOff"), "{explanation}");
+    assert!(
+        explanation.contains("rule container.waiting.pull"),
+        "{explanation}"
+    );
+    assert!(explanation.contains("anchor "), "{explanation}");
 }

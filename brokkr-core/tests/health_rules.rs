@@ -95,7 +95,14 @@ fn every_rule_fixture_gets_its_verdict() {
         let observations = Observations::from_values(case.objects.iter().cloned())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let got = classify(&observations, case.now, &HealthPolicy::default());
-        let problems = mismatches(&case, &got);
+        let mut problems = mismatches(&case, &got);
+        // `classify --explain` must be able to name the rule behind every finding.
+        problems.extend(
+            got.findings
+                .iter()
+                .filter(|f| f.rule.is_empty())
+                .map(|f| format!("finding {:?} names no rule", f.code)),
+        );
         if !problems.is_empty() {
             failures.push(format!(
                 "{name} ({}):\n    {}\n    findings: {:?}",

@@ -13,9 +13,11 @@ use brokkr_core::probe::{
 };
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
 use kube::api::{Api, ListParams, LogParams};
@@ -292,6 +294,21 @@ impl ClusterProbe for KubeProbe {
         let claims: Vec<PersistentVolumeClaim> =
             self.list_scoped("persistentvolumeclaims", &labels).await?;
         let services: Vec<Service> = self.list_scoped("services", &labels).await?;
+        // Kinds with health of their own that few objects contain: listed only when the
+        // manifests name them, so objects without them cost no extra calls.
+        let named = manifest_kinds(&object.yaml_content);
+        let ingresses: Vec<Ingress> = if named.contains("Ingress") {
+            self.list_scoped("ingresses", &labels).await?
+        } else {
+            Vec::new()
+        };
+        let autoscalers: Vec<HorizontalPodAutoscaler> = if named.contains("HorizontalPodAutoscaler")
+        {
+            self.list_scoped("horizontalpodautoscalers", &labels)
+                .await?
+        } else {
+            Vec::new()
+        };
         let mut pods: Vec<Pod> = self.list_scoped("pods", &labels).await?;
         let mut owned_sets: Vec<ReplicaSet> = Vec::new();
         let mut owned_jobs: Vec<Job> = Vec::new();
@@ -371,6 +388,8 @@ impl ClusterProbe for KubeProbe {
         push_all(&mut observations, &cronjobs)?;
         push_all(&mut observations, &claims)?;
         push_all(&mut observations, &services)?;
+        push_all(&mut observations, &ingresses)?;
+        push_all(&mut observations, &autoscalers)?;
         push_all(&mut observations, &pods)?;
         if !object.is_deletion && observations.resources.is_empty() {
             // Kinds the probe does not list (ConfigMaps, Ingresses, ...) have no health
@@ -621,7 +640,20 @@ const LISTED_KINDS: &[&str] = &[
     "PersistentVolumeClaim",
     "Service",
     "Pod",
+    "Ingress",
+    "HorizontalPodAutoscaler",
 ];
+
+/// The kinds a deployment object's YAML names (`kind: X` at the start of a line of a
+/// top-level document), by a plain text scan: cheap, and never fooled into parsing
+/// anything big.
+fn manifest_kinds(yaml: &str) -> HashSet<&str> {
+    yaml.lines()
+        .filter_map(|line| line.strip_prefix("kind:"))
+        .map(|kind| kind.trim().trim_matches(|c| c == '"' || c == '\''))
+        .filter(|kind| !kind.is_empty())
+        .collect()
+}
 
 /// The documents of a deployment object's YAML whose kinds the probe does not list,
 /// as minimal objects (apiVersion, kind, name, namespace).

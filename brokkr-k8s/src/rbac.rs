@@ -74,6 +74,16 @@ pub const READ: &[Permission] = &[
         verbs: LIST,
     },
     Permission {
+        group: "networking.k8s.io",
+        resource: "ingresses",
+        verbs: LIST,
+    },
+    Permission {
+        group: "autoscaling",
+        resource: "horizontalpodautoscalers",
+        verbs: LIST,
+    },
+    Permission {
         group: "events.k8s.io",
         resource: "events",
         verbs: LIST,

@@ -870,7 +870,13 @@ fn rbac_of(seen: &Seen) -> Option<(String, String, String)> {
 async fn the_probe_uses_only_the_permissions_it_declares() {
     let (client, seen) = fake(cluster);
     let probe = KubeProbe::new(client, KubeProbeConfig::default());
-    probe.observe(&object()).await.unwrap();
+    // Manifests naming every kind the probe may list (some only when named).
+    let every_kind = DeploymentObject {
+        yaml_content: "kind: Deployment\n---\nkind: Ingress\n---\nkind: HorizontalPodAutoscaler\n"
+            .into(),
+        ..object()
+    };
+    probe.observe(&every_kind).await.unwrap();
     let _ = probe.cluster_state().await;
     let scope = EventScope {
         namespaces: ["shop".to_owned()].into(),
@@ -978,6 +984,49 @@ async fn an_object_of_unlisted_kinds_only_counts_as_present() {
     };
     let observations = probe.observe(&missing).await.unwrap();
     assert!(observations.resources.is_empty());
+}
+
+#[tokio::test]
+async fn ingresses_and_autoscalers_are_listed_when_the_manifests_name_them() {
+    let (client, seen) = fake(|seen| {
+        let ingress = json!({"metadata": {"name": "web", "namespace": "shop", "uid": "ing-1",
+            "creationTimestamp": "2026-03-01T10:00:00Z", "labels": labelled()},
+            "spec": {"rules": [{"host": "shop.example.com"}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.7"}]}}});
+        match seen.path.as_str() {
+            "/apis/networking.k8s.io/v1/ingresses" => list("IngressList", vec![ingress], None),
+            "/apis/autoscaling/v2/horizontalpodautoscalers" => {
+                list("HorizontalPodAutoscalerList", vec![], None)
+            }
+            _ => list("Any", vec![], None),
+        }
+    });
+    let probe = KubeProbe::new(client, KubeProbeConfig::default());
+    let exposed = DeploymentObject {
+        yaml_content: "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\n  namespace: shop\n"
+            .into(),
+        ..object()
+    };
+    let observations = probe.observe(&exposed).await.unwrap();
+    assert_eq!(names(&observations), ["Ingress/web"]);
+    let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    assert_eq!(
+        classify(&observations, now, &HealthPolicy::default()).health,
+        brokkr_core::health::Health::Healthy
+    );
+    let paths: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.path.clone())
+        .collect();
+    assert!(paths.iter().any(|p| p.ends_with("/ingresses")), "{paths:?}");
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.ends_with("/horizontalpodautoscalers")),
+        "autoscalers are not listed for an object without one: {paths:?}"
+    );
 }
 
 #[tokio::test]

@@ -8,7 +8,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use super::autoscaler::assess_autoscaler;
+use super::batch::{assess_cronjob, assess_job, job_outcome};
 use super::context::Ctx;
+use super::custom::assess_other;
+use super::network::{assess_ingress, assess_pvc, assess_service};
 use super::objects::{ConditionStatus, ObjectMeta, OwnerReference, Pod, find_condition};
 use super::pod::{PodVerdict, assess_pod};
 use super::policy::HealthPolicy;
@@ -17,10 +21,6 @@ use super::verdict::{
     Affected, Assessment, Finding, FindingCode, Health, Persistence, Phase, ResourceRef,
     ResourceStatus, Severity,
 };
-use super::autoscaler::assess_autoscaler;
-use super::batch::{assess_cronjob, assess_job, job_outcome};
-use super::custom::assess_other;
-use super::network::{assess_ingress, assess_pvc, assess_service};
 use super::workload::{
     WorkloadVerdict, apply_deletion, assess_daemonset, assess_deployment, assess_replicaset,
     assess_statefulset,

@@ -67,7 +67,12 @@ impl Schedule {
         let dom = self.days_of_month & (1 << t.day()) != 0;
         let dow = self.days_of_week & (1 << t.weekday().num_days_from_sunday()) != 0;
         let month = self.months & (1 << t.month0()) != 0;
-        month && if self.either_day { dom || dow } else { dom && dow }
+        month
+            && if self.either_day {
+                dom || dow
+            } else {
+                dom && dow
+            }
     }
 
     /// The first scheduled time strictly after `after` and not later than `until`.
@@ -93,7 +98,11 @@ impl Schedule {
                     if self.hours & (1 << hour) == 0 {
                         continue;
                     }
-                    let first_minute = if hour == start.hour() { start.minute() } else { 0 };
+                    let first_minute = if hour == start.hour() {
+                        start.minute()
+                    } else {
+                        0
+                    };
                     for minute in first_minute..60 {
                         if self.minutes & (1 << minute) != 0 {
                             let at = day.and_hms_opt(hour, minute, 0)?.and_utc();
@@ -109,7 +118,10 @@ impl Schedule {
 }
 
 fn is_utc(zone: &str) -> bool {
-    matches!(zone, "UTC" | "Etc/UTC" | "Etc/GMT" | "GMT" | "Etc/Zulu" | "Zulu")
+    matches!(
+        zone,
+        "UTC" | "Etc/UTC" | "Etc/GMT" | "GMT" | "Etc/Zulu" | "Zulu"
+    )
 }
 
 /// Whether a CronJob's `spec.timeZone` means UTC (absent means the controller's zone,
@@ -196,12 +208,22 @@ mod tests {
             either.next_after(at(2026, 3, 1, 0, 0), far),
             Some(at(2026, 3, 6, 0, 0))
         );
-        assert_eq!(nightly.next_after(at(2026, 3, 1, 3, 0), at(2026, 3, 2, 1, 0)), None);
+        assert_eq!(
+            nightly.next_after(at(2026, 3, 1, 3, 0), at(2026, 3, 2, 1, 0)),
+            None
+        );
     }
 
     #[test]
     fn unknown_syntax_and_zones_are_not_guessed() {
-        for text in ["", "* * * *", "61 * * * *", "0 0 * * 8", "TZ=Europe/Berlin 0 0 * * *", "0 0 L * *"] {
+        for text in [
+            "",
+            "* * * *",
+            "61 * * * *",
+            "0 0 * * 8",
+            "TZ=Europe/Berlin 0 0 * * *",
+            "0 0 L * *",
+        ] {
             assert_eq!(Schedule::parse(text), None, "{text}");
         }
         assert!(Schedule::parse("CRON_TZ=UTC 0 0 * * *").is_some());

@@ -118,9 +118,15 @@ const BUILTIN_GROUPS: &[&str] = &[
 fn status_less(group: &str, kind: &str) -> bool {
     match group {
         "monitoring.coreos.com" => {
-            matches!(kind, "ServiceMonitor" | "PodMonitor" | "PrometheusRule" | "Probe")
+            matches!(
+                kind,
+                "ServiceMonitor" | "PodMonitor" | "PrometheusRule" | "Probe"
+            )
         }
-        "keda.sh" => matches!(kind, "TriggerAuthentication" | "ClusterTriggerAuthentication"),
+        "keda.sh" => matches!(
+            kind,
+            "TriggerAuthentication" | "ClusterTriggerAuthentication"
+        ),
         "traefik.io" | "traefik.containo.us" => true,
         _ => group.ends_with(".istio.io"),
     }
@@ -142,7 +148,10 @@ fn terminal_reason(reason: &str) -> bool {
 
 /// Condition types for which `True` is the bad state.
 fn negative_polarity(type_: &str) -> bool {
-    matches!(type_, "Stalled" | "Reconciling" | "Degraded" | "Failed" | "Error")
+    matches!(
+        type_,
+        "Stalled" | "Reconciling" | "Degraded" | "Failed" | "Error"
+    )
 }
 
 /// Kinds without rules of their own.
@@ -251,7 +260,11 @@ fn apply_host_rule(
         let Some(cond) = find_condition(&st.conditions, &c.type_) else {
             continue;
         };
-        if cond.status != c.status || c.reason.as_ref().is_some_and(|r| cond.reason.as_ref() != Some(r)) {
+        if cond.status != c.status
+            || c.reason
+                .as_ref()
+                .is_some_and(|r| cond.reason.as_ref() != Some(r))
+        {
             continue;
         }
         let since = anchor("condition.lastTransitionTime", cond.last_transition_time);
@@ -333,7 +346,9 @@ fn well_known(o: &OtherObject, ctx: &Ctx, v: &mut WorkloadVerdict, out: &mut Vec
                     Severity::Degraded,
                     Persistence::Terminal,
                     "RolloutAborted".to_owned(),
-                    aborted.and_then(|c| c.message.as_deref()).or(st.message.as_deref()),
+                    aborted
+                        .and_then(|c| c.message.as_deref())
+                        .or(st.message.as_deref()),
                     "rollout.aborted",
                     aborted,
                     ctx,
@@ -399,7 +414,9 @@ fn conventions(
     let st = &o.view;
     let conditions = &st.conditions;
     // Rule: Stalled=True: the controller gave up (kstatus).
-    if let Some(c) = find_condition(conditions, "Stalled").filter(|c| c.status == ConditionStatus::True) {
+    if let Some(c) =
+        find_condition(conditions, "Stalled").filter(|c| c.status == ConditionStatus::True)
+    {
         push(
             o,
             FindingCode::Stalled,
@@ -447,7 +464,9 @@ fn conventions(
         phase_convention(o, phase, ctx, v, out);
     }
     // Rule: Degraded=True says so itself.
-    if let Some(c) = find_condition(conditions, "Degraded").filter(|c| c.status == ConditionStatus::True) {
+    if let Some(c) =
+        find_condition(conditions, "Degraded").filter(|c| c.status == ConditionStatus::True)
+    {
         push(
             o,
             FindingCode::ResourceDegraded,

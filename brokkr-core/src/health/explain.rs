@@ -13,7 +13,11 @@ pub fn explain(assessment: &Assessment, now: DateTime<Utc>) -> String {
     let mut text = String::new();
     for f in &assessment.findings {
         let r = &f.resource;
-        let namespace = r.namespace.as_deref().map(|n| format!("{n}/")).unwrap_or_default();
+        let namespace = r
+            .namespace
+            .as_deref()
+            .map(|n| format!("{n}/"))
+            .unwrap_or_default();
         let container = f
             .container
             .as_ref()

@@ -58,6 +58,6 @@ pub use explain::explain;
 pub use policy::HealthPolicy;
 pub use resource::{ObjectError, Observations, Resource};
 pub use verdict::{
-    Affected, Anchor, Assessment, ContainerRef, ContainerRole, Finding, FindingCode, Health, Persistence,
-    Phase, ResourceRef, ResourceStatus, Severity,
+    Affected, Anchor, Assessment, ContainerRef, ContainerRole, Finding, FindingCode, Health,
+    Persistence, Phase, ResourceRef, ResourceStatus, Severity,
 };

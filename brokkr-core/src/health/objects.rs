@@ -928,10 +928,18 @@ impl OtherObject {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OtherSpec {
     /// Flux, CronJob-like kinds: `spec.suspend`.
-    #[serde(default, deserialize_with = "lenient_opt_bool", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_opt_bool",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub suspend: Option<bool>,
     /// Argo Rollouts and Cluster API: `spec.paused`.
-    #[serde(default, deserialize_with = "lenient_opt_bool", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_opt_bool",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub paused: Option<bool>,
 }
 

@@ -11,8 +11,7 @@ use super::objects::{
     ConditionStatus, ContainerStatus, ObjectMeta, Pod, PodPhase, PodStatus, find_condition,
 };
 use super::verdict::{
-    Anchor, ContainerRef, ContainerRole, Finding, FindingCode, Health, Persistence, Phase,
-    Severity,
+    Anchor, ContainerRef, ContainerRole, Finding, FindingCode, Health, Persistence, Phase, Severity,
 };
 
 /// The verdict on one pod.
@@ -565,8 +564,7 @@ fn assess_container(
             // Rule: a missing ConfigMap/Secret may still be created by another
             // controller; within config_grace that is progress (an info finding), after
             // it the container is failing.
-            let (severity, persistence) = if ctx.past_anchor(episode, ctx.policy.config_grace)
-            {
+            let (severity, persistence) = if ctx.past_anchor(episode, ctx.policy.config_grace) {
                 (Severity::Failing, Persistence::Terminal)
             } else {
                 (Severity::Info, Persistence::Transient)

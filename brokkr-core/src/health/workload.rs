@@ -45,7 +45,12 @@ impl WorkloadVerdict {
 
     /// Rule for every kind: nobody has written the object's status yet, so nothing it
     /// says can be trusted: unknown, progressing, one `NotObserved` finding.
-    pub(crate) fn not_observed(kind: &str, meta: &ObjectMeta, ctx: &Ctx, out: &mut Vec<Finding>) -> Self {
+    pub(crate) fn not_observed(
+        kind: &str,
+        meta: &ObjectMeta,
+        ctx: &Ctx,
+        out: &mut Vec<Finding>,
+    ) -> Self {
         out.push(not_observed(kind, meta, ctx));
         let mut v = Self::new(Phase::Progressing, Some("not observed yet".to_owned()));
         v.health = Health::Unknown;
@@ -166,7 +171,10 @@ fn replica_failure(
             cond.message.as_deref(),
         )
         .rule("workload.replica_failure")
-        .anchored(anchor("ReplicaFailure.lastTransitionTime", cond.last_transition_time)),
+        .anchored(anchor(
+            "ReplicaFailure.lastTransitionTime",
+            cond.last_transition_time,
+        )),
     );
     Some(Severity::Degraded)
 }
@@ -233,7 +241,10 @@ pub(crate) fn assess_deployment(
                 cond.message.as_deref(),
             )
             .rule("deployment.progress_deadline")
-            .anchored(anchor("Progressing.lastTransitionTime", cond.last_transition_time)),
+            .anchored(anchor(
+                "Progressing.lastTransitionTime",
+                cond.last_transition_time,
+            )),
         );
         v.health = Health::Failing;
         v.phase = Phase::Progressing;
