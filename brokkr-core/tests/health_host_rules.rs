@@ -12,7 +12,7 @@ fn now() -> DateTime<Utc> {
     "2026-03-01T12:00:00Z".parse().unwrap()
 }
 
-fn database(status: serde_json::Value) -> Observations {
+fn database(status: &serde_json::Value) -> Observations {
     Observations::from_values([json!({
         "apiVersion": "db.acme.example/v1", "kind": "Database",
         "metadata": {"name": "orders", "namespace": "shop", "generation": 2,
@@ -45,7 +45,7 @@ fn a_host_rule_decides_its_kind() {
         ..HealthPolicy::default()
     };
     // The host's own word: `Broken` is failing (the conventions know nothing of it).
-    let broken = database(json!({"phase": "Broken", "observedGeneration": 2}));
+    let broken = database(&json!({"phase": "Broken", "observedGeneration": 2}));
     assert_eq!(
         classify(&broken, now(), &HealthPolicy::default()).health,
         Health::Healthy
@@ -57,7 +57,7 @@ fn a_host_rule_decides_its_kind() {
     // A condition with a grace: progressing within it, degraded after.
     let backups = |since: &str| {
         database(
-            json!({"phase": "Ready", "observedGeneration": 2, "conditions": [
+            &json!({"phase": "Ready", "observedGeneration": 2, "conditions": [
             {"type": "BackupsHealthy", "status": "False", "reason": "BucketDenied",
              "lastTransitionTime": since}]}),
         )
@@ -74,7 +74,7 @@ fn a_host_rule_decides_its_kind() {
     );
 
     // Still not observed without a status, unless declared status-less.
-    let bare = database(serde_json::Value::Null);
+    let bare = database(&serde_json::Value::Null);
     assert_eq!(classify(&bare, now(), &policy).health, Health::Unknown);
     let status_less = HealthPolicy {
         custom_kinds: vec![CustomKindRule {
