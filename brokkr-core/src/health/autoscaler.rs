@@ -62,9 +62,12 @@ pub(crate) fn assess_autoscaler(
         v.worsen(severity);
     }
     if let Some(cond) = find_condition(&st.conditions, "ScalingActive") {
-        if failed(&cond) {
-            // Rule: ScalingActive False with a Failed* reason: it is blind (a metric
-            // cannot be fetched or computed); the message names the metric.
+        let disabled = cond.reason.as_deref() == Some("ScalingDisabled");
+        if cond.status == ConditionStatus::False && !disabled {
+            // Rule: ScalingActive False for any reason but ScalingDisabled: it is blind
+            // (a metric cannot be fetched or computed: `FailedGetResourceMetric`, ...)
+            // or cannot tell its pods (`InvalidSelector`, `AmbiguousSelector`); the
+            // message names the metric or selector.
             let severity = finding(
                 cond,
                 FindingCode::AutoscalerFailed,
@@ -72,9 +75,7 @@ pub(crate) fn assess_autoscaler(
                 "hpa.blind",
             );
             v.worsen(severity);
-        } else if cond.status == ConditionStatus::False
-            && cond.reason.as_deref() == Some("ScalingDisabled")
-        {
+        } else if cond.status == ConditionStatus::False {
             // Rule: the target is scaled to zero on purpose; autoscaling waits.
             finding(
                 cond,

@@ -176,11 +176,11 @@ fn missed_run(cj: &CronJob, ctx: &Ctx) -> Option<DateTime<Utc>> {
         .status
         .last_schedule_time
         .or(cj.metadata.creation_timestamp)?;
-    let deadline = cj
-        .spec
-        .starting_deadline_seconds
-        .map(chrono::Duration::seconds)
-        .unwrap_or_default()
-        .max(ctx.policy.start_grace);
-    schedule.next_after(since, ctx.now - deadline)
+    // A hostile deadline (beyond what a duration holds) means "never too late".
+    let deadline = match cj.spec.starting_deadline_seconds {
+        Some(seconds) => chrono::Duration::try_seconds(seconds)?,
+        None => chrono::Duration::zero(),
+    }
+    .max(ctx.policy.start_grace);
+    schedule.next_after(since, ctx.now.checked_sub_signed(deadline)?)
 }

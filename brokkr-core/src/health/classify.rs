@@ -22,7 +22,7 @@ use super::verdict::{
     ResourceStatus, Severity,
 };
 use super::workload::{
-    WorkloadVerdict, apply_deletion, assess_daemonset, assess_deployment, assess_replicaset,
+    PodEvidence, WorkloadVerdict, apply_deletion, assess_daemonset, assess_deployment, assess_replicaset,
     assess_statefulset,
 };
 
@@ -65,7 +65,7 @@ pub fn classify(
     // Evidence of progress per controller: its healthy pods' creation or Ready transition.
     // Pods in trouble are no evidence, so adding a failing pod never makes a stalled
     // controller look alive.
-    let mut evidence: Vec<Option<DateTime<Utc>>> = vec![None; resources.len()];
+    let mut evidence: Vec<PodEvidence> = vec![PodEvidence::default(); resources.len()];
     // The newest finished Job per CronJob, and whether it failed.
     let mut last_run: Vec<Option<(DateTime<Utc>, bool)>> = vec![None; resources.len()];
     for (i, resource) in resources.iter().enumerate() {
@@ -81,8 +81,15 @@ pub fn classify(
                 let verdict = assess_pod(pod, node_lost, &ctx, &mut pod_findings);
                 if verdict.health == Health::Healthy {
                     let seen = pod_progress(pod);
+                    // A healthy pod created within start_grace that is not Ready yet is
+                    // a replica on its way (a scale-up, a replacement).
+                    let arriving = !verdict.ready
+                        && verdict.phase == Phase::Progressing
+                        && ctx.recent(pod.metadata.creation_timestamp, policy.start_grace);
                     for ancestor in [parent[i], top[i]].into_iter().flatten() {
-                        evidence[ancestor] = evidence[ancestor].max(seen);
+                        let e = &mut evidence[ancestor];
+                        e.progress = e.progress.max(seen);
+                        e.arriving |= arriving;
                     }
                 }
                 pods.push((i, verdict, start, pod_findings.len()));
@@ -111,10 +118,13 @@ pub fn classify(
             .uid
             .as_ref()
             .and_then(|u| observations.progress_hints.get(u).copied());
-        let seen = evidence[i].max(hint);
+        let seen = PodEvidence {
+            progress: evidence[i].progress.max(hint),
+            ..evidence[i]
+        };
         let verdict = match resource {
             Resource::Pod(_) => continue,
-            Resource::Deployment(d) => assess_deployment(d, &ctx, out),
+            Resource::Deployment(d) => assess_deployment(d, seen.arriving, &ctx, out),
             Resource::StatefulSet(s) => assess_statefulset(s, seen, &ctx, out),
             Resource::DaemonSet(d) => assess_daemonset(d, seen, &ctx, out),
             Resource::ReplicaSet(rs) => {

@@ -52,7 +52,14 @@ impl Schedule {
         let days_of_week = field(dow, 0, 7, &WEEKDAYS)?;
         // 7 is another name for Sunday.
         let days_of_week = (days_of_week | (days_of_week >> 7)) & 0x7f;
-        let unrestricted = |f: &str| f == "*" || f == "?";
+        // As the scheduler Kubernetes uses reads it: a day field is unrestricted when
+        // one of its parts is `*` (or `?`) with a step of 1.
+        let unrestricted = |f: &str| {
+            f.split(',').any(|part| {
+                let (range, step) = part.split_once('/').unwrap_or((part, "1"));
+                (range == "*" || range == "?") && step == "1"
+            })
+        };
         Some(Self {
             minutes: field(minute, 0, 59, &[])?,
             hours: u32::try_from(field(hour, 0, 23, &[])?).ok()?,
@@ -82,11 +89,12 @@ impl Schedule {
         after: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
-        let mut day = after.date_naive();
-        let first_day = day;
+        // The first candidate is the next whole minute, which may be on the next day.
+        let first = after.with_second(0)?.with_nanosecond(0)? + Duration::minutes(1);
+        let mut day = first.date_naive();
         for _ in 0..(366 * 5) {
-            let start = if day == first_day {
-                after + Duration::minutes(1)
+            let start = if day == first.date_naive() {
+                first
             } else {
                 day.and_time(NaiveTime::MIN).and_utc()
             };
@@ -153,7 +161,10 @@ fn field(text: &str, low: u32, high: u32, names: &[&str]) -> Option<u64> {
         let mut v = start;
         while v <= end {
             bits |= 1 << v;
-            v += step;
+            match v.checked_add(step) {
+                Some(next) => v = next,
+                None => break,
+            }
         }
     }
     Some(bits)
@@ -212,6 +223,23 @@ mod tests {
             nightly.next_after(at(2026, 3, 1, 3, 0), at(2026, 3, 2, 1, 0)),
             None
         );
+        // Just before midnight, the next run is on the next day.
+        let last_minute = Schedule::parse("59 23 * * *").unwrap();
+        assert_eq!(
+            last_minute.next_after(at(2026, 3, 1, 23, 59), far),
+            Some(at(2026, 3, 2, 23, 59))
+        );
+        let every_minute = Schedule::parse("* * * * *").unwrap();
+        assert_eq!(
+            every_minute.next_after(at(2026, 3, 1, 23, 59) + Duration::seconds(30), far),
+            Some(at(2026, 3, 2, 0, 0))
+        );
+        // `*/1` in a day field still means "every day": both day fields must match.
+        let mondays = Schedule::parse("0 0 */1 * MON").unwrap();
+        assert_eq!(
+            mondays.next_after(at(2026, 3, 3, 0, 0), far),
+            Some(at(2026, 3, 9, 0, 0))
+        );
     }
 
     #[test]
@@ -223,9 +251,13 @@ mod tests {
             "0 0 * * 8",
             "TZ=Europe/Berlin 0 0 * * *",
             "0 0 L * *",
+            "*/0 * * * *",
+            "99999999999 * * * *",
         ] {
             assert_eq!(Schedule::parse(text), None, "{text}");
         }
+        // A step beyond the range is one value, not an overflow.
+        assert!(Schedule::parse("*/4294967295 * * * *").is_some());
         assert!(Schedule::parse("CRON_TZ=UTC 0 0 * * *").is_some());
         assert!(Schedule::parse("0 0 * * 7").is_some());
     }

@@ -184,8 +184,12 @@ pub(crate) fn assess_other(o: &OtherObject, ctx: &Ctx, out: &mut Vec<Finding>) -
     if let Some(rule) = host_rule {
         apply_host_rule(o, rule, ctx, &mut v, out);
     } else {
-        let decided = well_known(o, ctx, &mut v, out);
-        conventions(o, decided, ctx, &mut v, out);
+        // A well-known kind's own rule, when it fires, says all there is to say (an
+        // expired Certificate is also Ready=False/Expired; an aborted Rollout also
+        // `phase: Degraded`).
+        if !well_known(o, ctx, &mut v, out) {
+            conventions(o, ctx, &mut v, out);
+        }
     }
     // Rule: `spec.suspend` / `spec.paused`: suspended on purpose, not a fault.
     if o.spec.suspended() && v.phase != Phase::Terminating {
@@ -308,8 +312,8 @@ fn severity_for(health: Health) -> Severity {
     }
 }
 
-/// Kinds whose projects document more than the conventions say. Returns whether it
-/// found what `status.phase` would only repeat (an aborted rollout says `Degraded`).
+/// Kinds whose projects document more than the conventions say. Returns whether one of
+/// its rules fired (the conventions would only repeat it).
 fn well_known(o: &OtherObject, ctx: &Ctx, v: &mut WorkloadVerdict, out: &mut Vec<Finding>) -> bool {
     let st = &o.view;
     match (o.group(), o.kind.as_str()) {
@@ -330,6 +334,7 @@ fn well_known(o: &OtherObject, ctx: &Ctx, v: &mut WorkloadVerdict, out: &mut Vec
                     .anchored(anchor("status.notAfter", Some(end))),
                 );
                 v.worsen(Severity::Failing);
+                return true;
             }
         }
         // Argo Rollouts: an aborted rollout went back to the stable version: the new one
@@ -395,6 +400,7 @@ fn well_known(o: &OtherObject, ctx: &Ctx, v: &mut WorkloadVerdict, out: &mut Vec
                     out,
                 );
                 v.worsen(Severity::Degraded);
+                return true;
             }
         }
         _ => {}
@@ -402,15 +408,8 @@ fn well_known(o: &OtherObject, ctx: &Ctx, v: &mut WorkloadVerdict, out: &mut Vec
     false
 }
 
-/// The conventions most controllers follow. `decided`: a well-known kind's rule already
-/// judged what `status.phase` says.
-fn conventions(
-    o: &OtherObject,
-    decided: bool,
-    ctx: &Ctx,
-    v: &mut WorkloadVerdict,
-    out: &mut Vec<Finding>,
-) {
+/// The conventions most controllers follow.
+fn conventions(o: &OtherObject, ctx: &Ctx, v: &mut WorkloadVerdict, out: &mut Vec<Finding>) {
     let st = &o.view;
     let conditions = &st.conditions;
     // Rule: Stalled=True: the controller gave up (kstatus).
@@ -460,7 +459,7 @@ fn conventions(
         v.message.clone_from(&c.message);
     }
     // Rule: `status.phase` by convention.
-    if let Some(phase) = st.phase.as_deref().filter(|_| !decided) {
+    if let Some(phase) = st.phase.as_deref() {
         phase_convention(o, phase, ctx, v, out);
     }
     // Rule: Degraded=True says so itself.

@@ -4,7 +4,6 @@
 //! when something is wrong or late, a finding. Within a grace period a pod is healthy
 //! and progressing: nothing is wrong yet, it is on its way.
 
-use chrono::{DateTime, Utc};
 
 use super::context::{Ctx, anchor};
 use super::objects::{
@@ -46,8 +45,6 @@ pub(crate) fn is_ready(pod: &Pod) -> bool {
 /// Whether the pod itself says its node stopped reporting, even without the Node object:
 /// - `status.reason: NodeLost` (set when the node controller deletes such a pod);
 /// - a Ready condition `Unknown` (the kubelet cannot be asked);
-/// - the taint manager evicting it (`DisruptionTarget` reason `DeletionByTaintManager`:
-///   a NoExecute taint, in practice `unreachable` or `not-ready`);
 /// - Ready `False` while the kubelet's last word was that every container is ready
 ///   (`ContainersReady` True): the node controller marks pods of a lost node not ready
 ///   and leaves the kubelet's own conditions as they were. Readiness gates are the one
@@ -57,24 +54,35 @@ pub(crate) fn reports_node_lost(pod: &Pod) -> bool {
     if status.reason.as_deref() == Some("NodeLost") {
         return true;
     }
-    let ready = find_condition(&status.conditions, "Ready");
-    if ready.is_some_and(|c| c.status == ConditionStatus::Unknown) {
-        return true;
+    // One pass over the conditions: this runs for every pod, healthy ones included.
+    let (mut ready, mut containers_ready) = (None, false);
+    let (mut seen_ready, mut seen_containers) = (false, false);
+    for c in &status.conditions {
+        // The first condition of a type counts (as in `find_condition`): duplicates in
+        // hostile input must not make the answer depend on their order.
+        match c.type_.as_str() {
+            "Ready" if !seen_ready => {
+                ready = Some(c.status);
+                seen_ready = true;
+            }
+            "ContainersReady" if !seen_containers => {
+                containers_ready = c.status == ConditionStatus::True;
+                seen_containers = true;
+            }
+            _ => {}
+        }
     }
-    let evicted_unreachable = find_condition(&status.conditions, "DisruptionTarget")
-        .filter(|c| c.status == ConditionStatus::True)
-        .is_some_and(|c| c.reason.as_deref() == Some("DeletionByTaintManager"));
-    if evicted_unreachable {
-        return true;
+    match ready {
+        Some(ConditionStatus::Unknown) => true,
+        Some(ConditionStatus::False) => {
+            status.phase == Some(PodPhase::Running)
+                && containers_ready
+                && pod.spec.readiness_gates.is_empty()
+                && !status.container_statuses.is_empty()
+                && status.container_statuses.iter().all(|c| c.ready)
+        }
+        _ => false,
     }
-    let containers_ready = find_condition(&status.conditions, "ContainersReady")
-        .is_some_and(|c| c.status == ConditionStatus::True);
-    status.phase == Some(PodPhase::Running)
-        && ready.is_some_and(|c| c.status == ConditionStatus::False)
-        && containers_ready
-        && pod.spec.readiness_gates.is_empty()
-        && !status.container_statuses.is_empty()
-        && status.container_statuses.iter().all(|c| c.ready)
 }
 
 /// Why a Failed pod failed, as the cluster names it: the pod's own reason (`Evicted`,
@@ -203,10 +211,16 @@ pub(crate) fn assess_pod(
                     .filter(|_| disruption.is_some())
             })
             .or_else(|| failed_container.and_then(|t| t.message.as_deref()));
-        let since = anchor(
-            "containerStatuses[].state.terminated.finishedAt",
-            failed_container.and_then(|t| t.finished_at),
-        );
+        let disrupted_at = find_condition(&status.conditions, "DisruptionTarget")
+            .filter(|_| disruption.is_some())
+            .and_then(|c| c.last_transition_time);
+        let since = match disrupted_at {
+            Some(at) => anchor("DisruptionTarget.lastTransitionTime", Some(at)),
+            None => anchor(
+                "containerStatuses[].state.terminated.finishedAt",
+                failed_container.and_then(|t| t.finished_at),
+            ),
+        };
         out.push(
             ctx.finding(
                 FindingCode::PodFailed,
@@ -227,7 +241,7 @@ pub(crate) fn assess_pod(
                     let pod_ctx = ContainerCtx {
                         pod,
                         role,
-                        started: status.start_time.or(meta.creation_timestamp),
+                        started: anchor("status.startTime", status.start_time),
                         restarts: false,
                         restarts_finished: false,
                         quiet_start: true,
@@ -266,7 +280,11 @@ pub(crate) fn assess_pod(
         return settled(Health::Unknown, Phase::Stable);
     }
 
-    let started = status.start_time.or(meta.creation_timestamp);
+    let started = if status.start_time.is_some() {
+        anchor("status.startTime", status.start_time)
+    } else {
+        anchor("metadata.creationTimestamp", meta.creation_timestamp)
+    };
     let restarts = pod.spec.restarts_containers();
     let restarts_finished = pod.spec.restarts_finished_containers();
     let mut health = Health::Healthy;
@@ -345,7 +363,7 @@ pub(crate) fn assess_pod(
         let ready_cond = find_condition(&status.conditions, "Ready");
         let since = match ready_cond.and_then(|c| c.last_transition_time) {
             Some(at) => anchor("Ready.lastTransitionTime", Some(at)),
-            None => anchor("status.startTime", started),
+            None => started,
         };
         if ctx.past_anchor(since, ctx.policy.ready_grace) {
             out.push(
@@ -389,11 +407,10 @@ pub(crate) fn not_observed(kind: &str, meta: &ObjectMeta, ctx: &Ctx) -> Finding 
 
 fn pending_too_long(
     pod: &Pod,
-    started: Option<DateTime<Utc>>,
+    since: Anchor,
     ctx: &Ctx,
     out: &mut Vec<Finding>,
 ) -> Health {
-    let since = anchor("status.startTime", started);
     if !ctx.past_anchor(since, ctx.policy.start_grace) {
         return Health::Healthy;
     }
@@ -435,7 +452,7 @@ struct ContainerCtx<'a> {
     pod: &'a Pod,
     role: ContainerRole,
     /// When the pod started (anchor of start and pull graces).
-    started: Option<DateTime<Utc>>,
+    started: Anchor,
     /// Whether the kubelet restarts this container when it fails.
     restarts: bool,
     /// Whether the kubelet restarts this container when it exits 0 (`restartPolicy:
@@ -527,7 +544,7 @@ fn assess_container(
     let episode = if previous_end.is_some() {
         anchor("lastState.terminated.finishedAt", previous_end)
     } else {
-        anchor("status.startTime", pc.started)
+        pc.started
     };
     // The last time the container (re)started or stopped: what "recent" restarts mean.
     let restarted = cs
@@ -739,10 +756,10 @@ fn assess_container(
         && ctx.recent(restarted.at, ctx.policy.recent_window)
     {
         let last = cs
-            .last_state
+            .state
             .terminated
             .as_ref()
-            .or(cs.state.terminated.as_ref());
+            .or(cs.last_state.terminated.as_ref());
         let message = last.map(|t| {
             format!(
                 "{} restarts; last exit: {} (exit code {})",

@@ -58,6 +58,16 @@ impl WorkloadVerdict {
     }
 }
 
+/// What a controller's pods (among the given objects) say about it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PodEvidence {
+    /// The last sign of progress: a healthy pod created or turned Ready.
+    pub progress: Option<DateTime<Utc>>,
+    /// A healthy pod created within `start_grace` is not Ready yet: a replica on its
+    /// way, so a shortfall is progress rather than a missing replica.
+    pub arriving: bool,
+}
+
 /// Whether a workload controller has written any status: an observed generation, a
 /// condition, a revision or a non-zero count (the API omits zeros, so a status holding
 /// only zeros is what the API server stores before any controller acts).
@@ -182,6 +192,7 @@ fn replica_failure(
 /// Deployment rules.
 pub(crate) fn assess_deployment(
     d: &Deployment,
+    arriving: bool,
     ctx: &Ctx,
     out: &mut Vec<Finding>,
 ) -> WorkloadVerdict {
@@ -289,6 +300,11 @@ pub(crate) fn assess_deployment(
         // Rule: a rollout in flight is progress, as long as the controller's own
         // progress deadline has not fired (handled above).
         v.phase = Phase::Progressing;
+    } else if (unavailable || available < desired) && arriving {
+        // Rule: a replacement or scaled-up replica is coming up (a healthy pod created
+        // within start_grace): progress, not a missing replica. A scale-up keeps the
+        // Progressing reason NewReplicaSetAvailable and may even turn Available False.
+        v.phase = Phase::Progressing;
     } else if unavailable {
         // Rule: rolled out, yet below minimum availability.
         replicas_unavailable(KIND, meta, available_cond, ctx, out);
@@ -392,7 +408,7 @@ fn assess_replicated(
     conditions: &[Condition],
     observed_generation: Option<i64>,
     r: &Replicas,
-    evidence: Option<DateTime<Utc>>,
+    evidence: PodEvidence,
     ctx: &Ctx,
     out: &mut Vec<Finding>,
 ) -> WorkloadVerdict {
@@ -419,13 +435,14 @@ fn assess_replicated(
         v.supersedes_failed = true;
         return v;
     }
-    let progress = last_progress(meta, conditions).max(evidence);
+    let progress = last_progress(meta, conditions).max(evidence.progress);
     let stalled = stalled(progress, ctx);
     let progress = anchor("last progress (conditions, status writes, pods)", progress);
     // A rollout or scale is in flight: pods still to replace or to create, or a first
     // rollout within the deadline. Waiting on an OnDelete strategy or a partition is not
     // (see `update_pending`).
-    let rolling = r.update_pending || r.existing != r.desired || fresh(meta, ctx);
+    let rolling =
+        r.update_pending || r.existing != r.desired || fresh(meta, ctx) || evidence.arriving;
     let in_flight = rolling || r.available < r.desired;
     if in_flight {
         v.phase = Phase::Progressing;
@@ -473,7 +490,7 @@ fn assess_replicated(
 /// StatefulSet rules.
 pub(crate) fn assess_statefulset(
     s: &StatefulSet,
-    evidence: Option<DateTime<Utc>>,
+    evidence: PodEvidence,
     ctx: &Ctx,
     out: &mut Vec<Finding>,
 ) -> WorkloadVerdict {
@@ -528,7 +545,7 @@ pub(crate) fn assess_statefulset(
 /// DaemonSet rules.
 pub(crate) fn assess_daemonset(
     d: &DaemonSet,
-    evidence: Option<DateTime<Utc>>,
+    evidence: PodEvidence,
     ctx: &Ctx,
     out: &mut Vec<Finding>,
 ) -> WorkloadVerdict {
@@ -573,7 +590,7 @@ pub(crate) fn assess_daemonset(
 pub(crate) fn assess_replicaset(
     rs: &ReplicaSet,
     managed: bool,
-    evidence: Option<DateTime<Utc>>,
+    evidence: PodEvidence,
     ctx: &Ctx,
     out: &mut Vec<Finding>,
 ) -> WorkloadVerdict {
