@@ -22,8 +22,8 @@ use super::verdict::{
     ResourceStatus, Severity,
 };
 use super::workload::{
-    PodEvidence, WorkloadVerdict, apply_deletion, assess_daemonset, assess_deployment, assess_replicaset,
-    assess_statefulset,
+    PodEvidence, WorkloadVerdict, apply_deletion, assess_daemonset, assess_deployment,
+    assess_replicaset, assess_statefulset,
 };
 
 /// Classifies the observations of one deployment object at `now`.

@@ -4,7 +4,6 @@
 //! when something is wrong or late, a finding. Within a grace period a pod is healthy
 //! and progressing: nothing is wrong yet, it is on its way.
 
-
 use super::context::{Ctx, anchor};
 use super::objects::{
     ConditionStatus, ContainerStatus, ObjectMeta, Pod, PodPhase, PodStatus, find_condition,
@@ -405,12 +404,7 @@ pub(crate) fn not_observed(kind: &str, meta: &ObjectMeta, ctx: &Ctx) -> Finding 
     .rule("any.not_observed")
 }
 
-fn pending_too_long(
-    pod: &Pod,
-    since: Anchor,
-    ctx: &Ctx,
-    out: &mut Vec<Finding>,
-) -> Health {
+fn pending_too_long(pod: &Pod, since: Anchor, ctx: &Ctx, out: &mut Vec<Finding>) -> Health {
     if !ctx.past_anchor(since, ctx.policy.start_grace) {
         return Health::Healthy;
     }
