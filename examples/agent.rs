@@ -31,7 +31,11 @@ use clap::Parser;
 
 /// Command line; every flag can also come from the environment.
 #[derive(Debug, Parser)]
-#[command(about = "Brokkr example agent")]
+#[command(
+    about = "Brokkr example agent",
+    after_help = "Environment only (never a flag, so the key stays out of process listings):\n  \
+                  BROKKR_AGENT_PAK  the agent's key, shown once when it was registered"
+)]
 struct Args {
     /// Base URL of the broker.
     #[arg(

@@ -31,7 +31,13 @@ use serde::Deserialize;
 
 /// Command line; every flag can also come from the environment or the config file.
 #[derive(Debug, Parser)]
-#[command(about = "Brokkr example broker")]
+#[command(
+    about = "Brokkr example broker",
+    after_help = "Environment only (never a flag, so the key stays out of process listings):\n  \
+                  BROKKR_ADMIN_PAK     the admin key, brokkr_admin_<40+ letters and digits> \
+                  (or admin_pak in the config file)\n  \
+                  BROKKR_METRICS_JSON  off: do not serve /metrics.json"
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "BROKKR_LISTEN")]
