@@ -486,13 +486,16 @@ fn conventions(o: &OtherObject, ctx: &Ctx, v: &mut WorkloadVerdict, out: &mut Ve
     if gave_up.is_some() {
         return;
     }
-    match find_condition(conditions, "Ready") {
+    // `Available` (APIService, many operators) stands in for `Ready` when there is none.
+    let ready =
+        find_condition(conditions, "Ready").or_else(|| find_condition(conditions, "Available"));
+    match ready {
         // Rule: Ready=False is progress within start_grace of its transition, then
         // degraded (the controller keeps retrying, but it is not getting there).
         Some(c) if c.status == ConditionStatus::False => {
             v.phase = Phase::Progressing;
             v.message.clone_from(&c.message);
-            let since = anchor("Ready.lastTransitionTime", c.last_transition_time);
+            let since = anchor("condition.lastTransitionTime", c.last_transition_time);
             if ctx.past_anchor(since, ctx.policy.start_grace) {
                 push(
                     o,

@@ -48,7 +48,7 @@ pub(crate) fn is_ready(pod: &Pod) -> bool {
 ///   (`ContainersReady` True): the node controller marks pods of a lost node not ready
 ///   and leaves the kubelet's own conditions as they were. Readiness gates are the one
 ///   other way to get there, so pods with gates are not read this way.
-pub(crate) fn reports_node_lost(pod: &Pod) -> bool {
+pub(crate) fn reports_node_lost(pod: &Pod, ctx: &Ctx) -> bool {
     let status = &pod.status;
     if status.reason.as_deref() == Some("NodeLost") {
         return true;
@@ -73,8 +73,14 @@ pub(crate) fn reports_node_lost(pod: &Pod) -> bool {
     }
     match ready {
         Some(ConditionStatus::Unknown) => true,
+        // While a deletion is within its grace the kubelet itself may have marked the
+        // pod not ready before its containers stopped: only a deletion that outlived
+        // its grace with the kubelet silent reads as a lost node.
         Some(ConditionStatus::False) => {
-            status.phase == Some(PodPhase::Running)
+            pod.metadata
+                .deletion_timestamp
+                .is_none_or(|at| ctx.past(Some(at), ctx.policy.terminating_grace))
+                && status.phase == Some(PodPhase::Running)
                 && containers_ready
                 && pod.spec.readiness_gates.is_empty()
                 && !status.container_statuses.is_empty()
@@ -113,7 +119,7 @@ pub(crate) fn assess_pod(
         failed: false,
         counted: true,
     };
-    let node_lost = node_lost || reports_node_lost(pod);
+    let node_lost = node_lost || reports_node_lost(pod, ctx);
     let finished = matches!(status.phase, Some(PodPhase::Succeeded | PodPhase::Failed));
 
     // Rule: on a lost node the kubelet no longer reports, so every status we hold is
