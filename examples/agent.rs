@@ -21,7 +21,7 @@
 
 use std::sync::Arc;
 
-use brokkr::core::agent::{Agent, AgentConfig, SimulatedCluster, SimulationConfig};
+use brokkr::agent::{Agent, AgentConfig, SimulatedCluster, SimulationConfig};
 use brokkr::core::clock::{Clock, SystemClock};
 use brokkr::core::ids::AgentId;
 use brokkr::http::client::{Client, ClientConfig};

@@ -17,9 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use brokkr::core::agent::{
-    Agent, AgentConfig, Fault, FaultKind, SimulatedCluster, SimulationConfig,
-};
+use brokkr::agent::{Agent, AgentConfig, Fault, FaultKind, SimulatedCluster, SimulationConfig};
 use brokkr::core::auth::{Pak, Principal, Role};
 use brokkr::core::broker::{Broker, BrokerConfig};
 use brokkr::core::clock::{Clock, SystemClock};

@@ -1020,7 +1020,7 @@ async fn agent_rss(args: &Args) -> Result<Outcome, Failure> {
 /// The agent process of `agent-rss`: the real agent runtime and HTTP client against a
 /// simulated cluster whose clock moves 10 s per cycle.
 async fn agent_child(args: &Args) -> Result<(), Failure> {
-    use brokkr::core::agent::{Agent, AgentConfig, SimulatedCluster, SimulationConfig};
+    use brokkr::agent::{Agent, AgentConfig, SimulatedCluster, SimulationConfig};
     use brokkr::core::clock::ManualClock;
     use brokkr::http::client::{Client, ClientConfig};
     let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));

@@ -10,12 +10,14 @@
 //! | `postgres` | `store_postgres` | PostgreSQL store |
 //! | `k8s` | `k8s` | Kubernetes probe and applier |
 //! | `http` (default) | `http` | broker HTTP API |
-//! | `agent` (default) | `core::agent` | agent runtime, simulated cluster |
+//! | `agent` (default) | [`agent`] | agent runtime, simulated cluster |
 //! | `client` (default) | `http::client` | the agent's HTTP client |
 //! | `webhooks` (default) | `http::webhooks` | signed webhook deliveries of fleet events |
 //! | `otel` | `http::otel` | OpenTelemetry (OTLP/HTTP) export of request spans |
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "agent")]
+pub use brokkr_agent as agent;
 pub use brokkr_core as core;
 #[cfg(feature = "http")]
 pub use brokkr_http as http;

@@ -2,16 +2,16 @@
 //! clock: what an operator would see on the broker while the agent works.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use brokkr::core::testing::{Seeded, one_agent_one_object};
+use brokkr_testing::{Seeded, one_agent_one_object};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use brokkr::core::Error;
-use brokkr::core::agent::{
+use brokkr::agent::{
     Agent, AgentConfig, BrokerApi, Fault, FaultKind, LocalBroker, SimulatedCluster,
     SimulationConfig,
 };
+use brokkr::core::Error;
 use brokkr::core::auth::{Principal, hash_pak};
 use brokkr::core::broker::{Broker, BrokerConfig, HealthReportResult, StatusReportResult};
 use brokkr::core::clock::{Clock, ManualClock};
@@ -461,7 +461,7 @@ async fn diagnostics_are_collected_redacted_and_posted() {
     // Nothing left to do on the next poll.
     assert_eq!(
         w.agent.diagnostics_once().await.unwrap(),
-        brokkr::core::agent::DiagnosticsReport::default()
+        brokkr::agent::DiagnosticsReport::default()
     );
 }
 

@@ -10,15 +10,15 @@
 //! * [`store`]: the persistence contract every store adapter implements.
 //! * [`redact`]: secrets out of log tails and messages.
 //! * [`probe`]: the cluster side of an agent ([`probe::ClusterProbe`], [`probe::Applier`]).
-//! * `agent` (feature `agent`): the agent runtime and the broker API it talks to.
+//! * [`api`]: the broker's API as the agent sees it ([`api::BrokerApi`]), with the
+//!   in-process implementation ([`api::LocalBroker`]); the runtime is `brokkr-agent`.
 //! * [`events`]: what changed in the fleet, for live feeds.
 //! * [`clock`]: the only way the library reads the time.
 //! * [`error`]: the error type whose variants map one to one to API outcomes.
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
-#[cfg(feature = "agent")]
-pub mod agent;
+pub mod api;
 pub mod auth;
 pub mod backlog;
 pub mod broker;
@@ -35,7 +35,5 @@ pub mod redact;
 pub mod retry;
 pub mod staleness;
 pub mod store;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use error::{Error, Result};

@@ -2,7 +2,7 @@
 //! changes the cluster ([`Applier`]).
 //!
 //! Both are traits so the agent runtime runs the same against a real cluster
-//! (`brokkr-k8s`), a simulated one ([`crate::agent::SimulatedCluster`]) or a test fake.
+//! (`brokkr-k8s`), a simulated one (`brokkr_agent::SimulatedCluster`) or a test fake.
 
 use std::collections::{BTreeSet, HashSet};
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use brokkr_core::Error;
-use brokkr_core::agent::BrokerApi;
+use brokkr_core::api::BrokerApi;
 use brokkr_core::broker::{HealthReportResult, StatusReportResult};
 use brokkr_core::diagnostics::PendingDiagnostic;
 use brokkr_core::error::FieldError;

@@ -2,7 +2,7 @@
 //! retry rules against a server that misbehaves on purpose.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use brokkr_core::testing::{Seeded, one_agent_one_object};
+use brokkr_testing::{Seeded, one_agent_one_object};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,8 +12,8 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use brokkr_agent::{Agent, AgentConfig, BrokerApi, SimulatedCluster, SimulationConfig};
 use brokkr_core::Error;
-use brokkr_core::agent::{Agent, AgentConfig, BrokerApi, SimulatedCluster, SimulationConfig};
 use brokkr_core::auth::hash_pak;
 use brokkr_core::broker::{Broker, BrokerConfig};
 use brokkr_core::clock::SystemClock;

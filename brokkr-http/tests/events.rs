@@ -2,7 +2,7 @@
 //! from the store's outbox, resumable with `Last-Event-ID`, the same on every replica.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use brokkr_core::testing::{Seeded, one_agent_one_object};
+use brokkr_testing::{Seeded, one_agent_one_object};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! type, retried when the receiver fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use brokkr_core::testing::{Seeded, one_agent_one_object};
+use brokkr_testing::{Seeded, one_agent_one_object};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -1126,7 +1126,7 @@ struct Recorder {
 }
 
 #[async_trait::async_trait]
-impl brokkr_core::agent::BrokerApi for Recorder {
+impl brokkr_core::api::BrokerApi for Recorder {
     fn agent_id(&self) -> brokkr_core::ids::AgentId {
         brokkr_core::ids::AgentId::from(uuid::Uuid::nil())
     }
@@ -1188,7 +1188,7 @@ impl brokkr_core::agent::BrokerApi for Recorder {
 
 #[tokio::test]
 async fn a_check_cycle_reports_what_the_classifier_says_of_the_same_objects() {
-    use brokkr_core::agent::{Agent, AgentConfig};
+    use brokkr_agent::{Agent, AgentConfig};
     use brokkr_core::clock::ManualClock;
     use brokkr_core::model::HealthSummary;
 

@@ -847,11 +847,11 @@ mod tests {
         Arc::clone(store)
     }
 
-    brokkr_core::store_conformance_tests!(fresh(), same);
+    brokkr_testing::store_conformance_tests!(fresh(), same);
 
     mod rollup_property {
         use brokkr_core::health::Health;
-        use brokkr_core::store::conformance::{
+        use brokkr_testing::conformance::{
             FleetStep, ROLLUP_AGENTS, ROLLUP_OBJECTS, fleet_rollup_matches_a_full_recompute_after,
         };
         use proptest::prelude::*;

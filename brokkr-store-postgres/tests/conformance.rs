@@ -25,7 +25,7 @@ async fn second_replica(store: &Arc<PgStore>) -> Arc<PgStore> {
     Arc::new(PgStore::from_pool(pool))
 }
 
-brokkr_core::store_conformance_tests!(fresh(), second_replica);
+brokkr_testing::store_conformance_tests!(fresh(), second_replica);
 
 #[tokio::test]
 async fn migrations_are_idempotent_and_readiness_follows_them() {
@@ -60,8 +60,8 @@ async fn an_unreachable_database_is_unavailable_not_a_crash() {
 async fn rows_written_before_summary_digests_are_rewritten_once() {
     use brokkr_core::health::Health;
     use brokkr_core::model::{HealthRecord, HealthSummary};
-    use brokkr_core::store::conformance::{agent, object, stack, t0};
     use brokkr_core::store::{AgentStore, CatalogStore, HealthStore, UpsertOutcome};
+    use brokkr_testing::conformance::{agent, object, stack, t0};
     let store = fresh().await;
     let a = agent("edge");
     store.insert_agent(&a, &[7; 32]).await.unwrap();

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use brokkr::core::agent::{Agent, AgentConfig, SimulatedCluster, SimulationConfig};
+use brokkr::agent::{Agent, AgentConfig, SimulatedCluster, SimulationConfig};
 use brokkr::core::clock::SystemClock;
 use brokkr::http::client::{Client, ClientConfig};
 use brokkr::store_postgres::testing::fresh_database;

@@ -10,7 +10,7 @@
 //! of the contract (the diagnostic claim, sequence numbers), the store guarantees it even
 //! with several broker processes on one database.
 //!
-//! The conformance suite (`store::conformance`, feature `testing`) runs every contract
+//! The conformance suite (crate `brokkr-testing`, `store_conformance_tests!`) runs every contract
 //! written here against any implementation.
 
 use async_trait::async_trait;
@@ -565,9 +565,6 @@ impl<T> Store for T where
         + Sync
 {
 }
-
-#[cfg(feature = "testing")]
-pub mod conformance;
 
 mod metered;
 pub use metered::{MeteredStore, StoreObserver};

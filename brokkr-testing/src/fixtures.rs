@@ -1,12 +1,14 @@
-//! Fixtures for tests of code built on the broker (feature `testing`).
+//! Fixtures for tests of code built on the broker.
 
 use std::collections::BTreeMap;
 
-use crate::Result;
-use crate::auth::Principal;
-use crate::broker::{Broker, RegisteredAgent};
-use crate::model::{DeploymentObject, NewAgent, NewDeploymentObject, NewStack, NewTarget, Stack};
-use crate::store::Store;
+use brokkr_core::Result;
+use brokkr_core::auth::Principal;
+use brokkr_core::broker::{Broker, RegisteredAgent};
+use brokkr_core::model::{
+    DeploymentObject, NewAgent, NewDeploymentObject, NewStack, NewTarget, Stack,
+};
+use brokkr_core::store::Store;
 
 /// What [`one_agent_one_object`] created.
 #[derive(Debug, Clone)]

@@ -11,9 +11,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::health::{AntiFlap, Assessment, Health};
-use crate::ids::DeploymentObjectId;
-use crate::model::{HealthReportItem, HealthSummary};
+use brokkr_core::health::{AntiFlap, Assessment, Health};
+use brokkr_core::ids::DeploymentObjectId;
+use brokkr_core::model::{HealthReportItem, HealthSummary};
 
 /// What makes two verdicts "the same" for reporting: status and the explanation a user
 /// reads, but not free-text messages that change on every restart.
@@ -197,7 +197,7 @@ impl HealthReporter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::Phase;
+    use brokkr_core::health::Phase;
 
     fn t(s: i64) -> DateTime<Utc> {
         DateTime::<Utc>::UNIX_EPOCH + Duration::seconds(1_000_000 + s)

@@ -2,8 +2,8 @@
 
 use chrono::Duration;
 
-use crate::error::{Result, Violations};
-use crate::health::HealthPolicy;
+use brokkr_core::error::{Result, Violations};
+use brokkr_core::health::HealthPolicy;
 
 /// Intervals and limits of the agent's loops. The defaults follow the design: heartbeat
 /// every 30 s, health every 60 s, diagnostics polled every 10 s.

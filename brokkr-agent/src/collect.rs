@@ -7,13 +7,13 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::health::Resource;
-use crate::health::objects::{ContainerStatus, Pod};
-use crate::model::{
+use brokkr_core::health::Resource;
+use brokkr_core::health::objects::{ContainerStatus, Pod};
+use brokkr_core::model::{
     ContainerState, ContainerStatusReport, DiagnosticBundle, EventReport, PodConditionReport,
     PodStatusReport,
 };
-use crate::probe::{EventScope, LogQuery, ObservedEvent};
+use brokkr_core::probe::{EventScope, LogQuery, ObservedEvent};
 
 /// Longest owner chain list in a bundle (one entry per pod otherwise).
 const MAX_CHAINS: usize = 50;
@@ -302,7 +302,7 @@ pub fn fit(bundle: &mut DiagnosticBundle, max_bytes: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::Observations;
+    use brokkr_core::health::Observations;
     use chrono::Duration;
     use serde_json::json;
     use std::collections::BTreeMap;

@@ -11,18 +11,20 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use super::{
-    FleetRollup, HeartbeatRecord, ObjectReach, PageRequest, PakHash, ResultOutcome, Store,
-    UpsertOutcome,
+use brokkr_core::Error;
+use brokkr_core::diagnostics::{
+    ClaimOutcome, DiagnosticPolicy, DiagnosticRequest, DiagnosticStatus,
 };
-use crate::Error;
-use crate::diagnostics::{ClaimOutcome, DiagnosticPolicy, DiagnosticRequest, DiagnosticStatus};
-use crate::health::Health;
-use crate::ids::{AgentId, DeploymentObjectId, StackId, WorkOrderId};
-use crate::model::{
+use brokkr_core::health::Health;
+use brokkr_core::ids::{AgentId, DeploymentObjectId, StackId, WorkOrderId};
+use brokkr_core::model::{
     Agent, ClusterSnapshot, DeliveryState, DeploymentObject, DeploymentStatusEvent,
     DiagnosticBundle, DiagnosticOutcome, FailureReason, HealthRecord, HealthSummary,
     ReconcileOutcome, Stack, Target, WorkOrder, WorkOrderStatus,
+};
+use brokkr_core::store::{
+    FleetRollup, HeartbeatRecord, ObjectReach, PageRequest, PakHash, ResultOutcome, Store,
+    UpsertOutcome,
 };
 
 /// A fixed instant the checks count from.
@@ -985,7 +987,7 @@ pub async fn diagnostics_are_claimed_once_and_answered_once(store: Arc<dyn Store
     assert_eq!(result, Some(bundle()));
     assert_eq!(
         store
-            .get_diagnostic(crate::ids::DiagnosticId::new())
+            .get_diagnostic(brokkr_core::ids::DiagnosticId::new())
             .await
             .unwrap(),
         None
@@ -1065,12 +1067,12 @@ pub async fn diagnostics_expire_and_are_cleaned_up_once(store: Arc<dyn Store>) {
     assert_eq!(store.get_diagnostic(answered.id).await.unwrap(), None);
     assert_eq!(
         store.diagnostic_counts(later).await.unwrap(),
-        crate::store::DiagnosticCounts::default()
+        brokkr_core::store::DiagnosticCounts::default()
     );
 }
 
 pub async fn webhooks_are_stored_listed_and_deleted(store: Arc<dyn Store>) {
-    let new = |url: &str| crate::events::NewWebhook {
+    let new = |url: &str| brokkr_core::events::NewWebhook {
         url: url.to_owned(),
         secret: "0123456789abcdef-secret".to_owned(),
         events: vec!["health.failing".to_owned(), "agent.lost".to_owned()],
@@ -1121,7 +1123,7 @@ pub async fn health_transitions_reach_the_outbox_in_order(store: Arc<dyn Store>)
     let shapes: Vec<_> = events
         .iter()
         .map(|e| match &e.event {
-            crate::events::FleetEvent::HealthChanged {
+            brokkr_core::events::FleetEvent::HealthChanged {
                 deployment_object_id,
                 agent_id,
                 from,
@@ -1133,7 +1135,7 @@ pub async fn health_transitions_reach_the_outbox_in_order(store: Arc<dyn Store>)
                 assert_eq!(top_finding.as_deref(), Some("CrashLoopBackOff"));
                 (*from, *to)
             }
-            other @ crate::events::FleetEvent::AgentStalenessChanged { .. } => {
+            other @ brokkr_core::events::FleetEvent::AgentStalenessChanged { .. } => {
                 panic!("unexpected {other:?}")
             }
         })
@@ -1160,7 +1162,7 @@ pub async fn health_transitions_reach_the_outbox_in_order(store: Arc<dyn Store>)
 /// Several replicas announce the same staleness change and claim the same deliveries
 /// at once: one event per change, one claim per delivery.
 pub async fn outbox_decisions_hold_across_replicas(first: Arc<dyn Store>, second: Arc<dyn Store>) {
-    use crate::staleness::Staleness;
+    use brokkr_core::staleness::Staleness;
     let a = agent("edge-1");
     first.insert_agent(&a, &pak(1)).await.unwrap();
     // The first announcement only records the state; so does its repeat on the other
@@ -1199,7 +1201,7 @@ pub async fn outbox_decisions_hold_across_replicas(first: Arc<dyn Store>, second
     );
     assert_eq!(
         announced[0].event,
-        crate::events::FleetEvent::AgentStalenessChanged {
+        brokkr_core::events::FleetEvent::AgentStalenessChanged {
             agent_id: a.id,
             from: Staleness::Fresh,
             to: Staleness::Stale,
@@ -1230,7 +1232,7 @@ pub async fn outbox_decisions_hold_across_replicas(first: Arc<dyn Store>, second
         .expect("a change back is a change");
     assert!(back.seq > announced[0].seq);
 
-    let hook = crate::events::NewWebhook {
+    let hook = brokkr_core::events::NewWebhook {
         url: "https://a.example/hook".to_owned(),
         secret: "0123456789abcdef-secret".to_owned(),
         events: vec!["agent.stale".to_owned()],
@@ -1262,7 +1264,7 @@ pub async fn outbox_decisions_hold_across_replicas(first: Arc<dyn Store>, second
     );
     assert!(
         !first
-            .claim_event_delivery(crate::ids::WebhookId::new(), back.seq, t0())
+            .claim_event_delivery(brokkr_core::ids::WebhookId::new(), back.seq, t0())
             .await
             .unwrap(),
         "no such webhook: nothing to deliver"
@@ -1376,7 +1378,7 @@ pub async fn racing_reports_keep_the_newest_and_exact_counts(
             assert_eq!(row.checked_at, newest, "a newer check was overwritten");
             let mut last = None;
             for event in first.events_after(0, 10_000).await.unwrap() {
-                if let crate::events::FleetEvent::HealthChanged {
+                if let brokkr_core::events::FleetEvent::HealthChanged {
                     deployment_object_id,
                     agent_id,
                     from,
@@ -1565,7 +1567,7 @@ macro_rules! store_conformance_tests {
         mod store_conformance {
             #[allow(unused_imports)]
             use super::*;
-            use $crate::store::conformance as c;
+            use $crate::conformance as c;
 
             macro_rules! contract {
                 ($name:ident) => {

@@ -8,9 +8,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::ids::DeploymentObjectId;
-use crate::model::{DeploymentObject, DeploymentStatusEvent, ReconcileOutcome};
-use crate::probe::ApplyError;
+use brokkr_core::ids::DeploymentObjectId;
+use brokkr_core::model::{DeploymentObject, DeploymentStatusEvent, ReconcileOutcome};
+use brokkr_core::probe::ApplyError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Progress {
@@ -39,7 +39,7 @@ impl Backoff {
         let (Ok(base), Ok(max)) = (self.base.to_std(), self.max.to_std()) else {
             return self.max;
         };
-        let delay = crate::retry::exponential(base, max, failures.saturating_sub(1), jitter);
+        let delay = brokkr_core::retry::exponential(base, max, failures.saturating_sub(1), jitter);
         Duration::from_std(delay).map_or(self.max, |d| d.max(Duration::milliseconds(1)))
     }
 }
@@ -205,8 +205,8 @@ fn event(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::StackId;
-    use crate::model::FailureReason;
+    use brokkr_core::ids::StackId;
+    use brokkr_core::model::FailureReason;
 
     fn t(s: i64) -> DateTime<Utc> {
         DateTime::<Utc>::UNIX_EPOCH + Duration::seconds(1_000_000 + s)

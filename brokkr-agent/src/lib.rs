@@ -1,16 +1,17 @@
 //! The agent runtime (feature `agent`): one per cluster, egress only.
 //!
-//! [`Agent`] runs four loops against a [`ClusterProbe`](crate::probe::ClusterProbe), an
-//! optional [`Applier`](crate::probe::Applier) and a [`BrokerApi`]:
+//! [`Agent`] runs four loops against a [`ClusterProbe`](brokkr_core::probe::ClusterProbe), an
+//! optional [`Applier`](brokkr_core::probe::Applier) and a [`BrokerApi`]:
 //! reconcile (target state → apply → deployment status), health (classify → report
 //! changes), diagnostics (claim → collect → post) and heartbeat (liveness and the
 //! cluster snapshot). The pieces that decide — delta reporting, retry backoff, bundle
 //! assembly — are pure and live in their own modules.
 //!
-//! [`LocalBroker`] is the in-process [`BrokerApi`]; `brokkr_http::Client` is the HTTP
-//! one. [`SimulatedCluster`] stands in for a cluster in demos and tests.
+//! `brokkr_core::api::LocalBroker` is the in-process [`BrokerApi`]; `brokkr_http::client::Client`
+//! is the HTTP one. [`SimulatedCluster`] stands in for a cluster in demos and tests.
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
-mod api;
 pub mod collect;
 mod config;
 mod reconcile;
@@ -18,7 +19,7 @@ mod reporting;
 mod runtime;
 mod simulated;
 
-pub use api::{BrokerApi, LocalBroker};
+pub use brokkr_core::api::{BrokerApi, LocalBroker};
 pub use config::AgentConfig;
 pub use reconcile::{Backoff, Reconciler};
 pub use reporting::HealthReporter;

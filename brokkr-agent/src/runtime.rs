@@ -18,21 +18,21 @@ use chrono::{DateTime, Duration, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::api::BrokerApi;
 use super::collect;
 use super::config::AgentConfig;
 use super::reconcile::{Backoff, Reconciler};
 use super::reporting::HealthReporter;
-use crate::clock::Clock;
-use crate::error::{Error, Result};
-use crate::health::{Health, classify};
-use crate::ids::{DeploymentObjectId, DiagnosticId};
-use crate::model::{
+use brokkr_core::api::BrokerApi;
+use brokkr_core::clock::Clock;
+use brokkr_core::error::{Error, Result};
+use brokkr_core::health::{Health, classify};
+use brokkr_core::ids::{DeploymentObjectId, DiagnosticId};
+use brokkr_core::model::{
     ClusterSnapshot, DeploymentObject, DiagnosticBundle, DiagnosticOutcome, HealthReport,
     HealthReportItem, HealthSummary, Heartbeat,
 };
-use crate::probe::{Applier, ClusterProbe, ClusterState, ProbeError};
-use crate::redact::{LINE_CAP, redact_lines};
+use brokkr_core::probe::{Applier, ClusterProbe, ClusterState, ProbeError};
+use brokkr_core::redact::{LINE_CAP, redact_lines};
 
 /// What one reconcile cycle did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -397,7 +397,7 @@ where
                         result,
                         started,
                         took,
-                        crate::retry::jitter(),
+                        brokkr_core::retry::jitter(),
                     );
                 }
             }

@@ -13,11 +13,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::clock::Clock;
-use crate::health::Observations;
-use crate::ids::{DeploymentObjectId, StackId};
-use crate::model::{DeploymentObject, FailureReason};
-use crate::probe::{
+use brokkr_core::clock::Clock;
+use brokkr_core::health::Observations;
+use brokkr_core::ids::{DeploymentObjectId, StackId};
+use brokkr_core::model::{DeploymentObject, FailureReason};
+use brokkr_core::probe::{
     Applier, ApplyError, ClusterProbe, ClusterState, EventScope, LogQuery, ObservedEvent,
     ProbeError,
 };
