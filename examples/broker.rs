@@ -15,17 +15,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use brokkr::core::auth::{Pak, Role, hash_pak, looks_like};
 use brokkr::core::broker::{Broker, BrokerConfig};
 use brokkr::core::clock::SystemClock;
 use brokkr::core::store::MeteredStore;
 use brokkr::core::store::Store;
-use brokkr::http::events::spawn_staleness_watch;
 use brokkr::http::metrics::Telemetry;
-use brokkr::http::webhooks::{WebhookConfig, spawn_webhook_dispatcher};
-use brokkr::http::{HttpConfig, router_with, serve, shutdown_signal, spawn_cleanup};
+use brokkr::http::tasks::{BrokerTasks, TaskConfig};
+use brokkr::http::{HttpConfig, router_with, serve, shutdown_signal};
 use clap::Parser;
 use serde::Deserialize;
 
@@ -168,13 +166,8 @@ async fn run() -> Result<(), Failure> {
         ..defaults
     };
     let broker: Broker<dyn Store> = Broker::new(store, Arc::new(SystemClock), admin_hash, config)?;
-    spawn_staleness_watch(broker.clone(), Duration::from_secs(15));
-    spawn_webhook_dispatcher(broker.clone(), &telemetry, WebhookConfig::default());
-    spawn_cleanup(
-        broker.clone(),
-        Duration::from_mins(15),
-        Some(telemetry.metrics.clone()),
-    );
+    // Staleness watcher, cleanup, event relay, webhook dispatcher: one handle.
+    let tasks = BrokerTasks::spawn(&broker, &telemetry, &TaskConfig::default());
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -193,6 +186,7 @@ async fn run() -> Result<(), Failure> {
         },
     )
     .await?;
+    tasks.shutdown().await;
     println!("brokkr broker stopped");
     Ok(())
 }

@@ -25,6 +25,7 @@ pub mod otel;
 pub mod problem;
 pub mod ratelimit;
 mod routes;
+pub mod tasks;
 #[cfg(feature = "webhooks")]
 pub mod webhooks;
 

@@ -338,3 +338,47 @@ async fn closing_the_hub_ends_open_streams() {
         .expect("the stream ends once the hub closes");
     assert!(body.is_ok());
 }
+
+#[tokio::test]
+async fn broker_tasks_start_and_stop_together() {
+    use brokkr_http::tasks::{BrokerTasks, TaskConfig};
+    let w = world().await;
+    let heartbeat = Request::builder()
+        .method("POST")
+        .uri(format!("/api/v1/agents/{}/heartbeat", w.agent))
+        .header(header::AUTHORIZATION, format!("Bearer {}", w.key))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        w.app.clone().oneshot(heartbeat).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    let config = TaskConfig {
+        staleness_every: Duration::from_millis(10),
+        cleanup_every: Duration::from_millis(10),
+        ..TaskConfig::default()
+    };
+    let tasks = BrokerTasks::spawn(&w.broker, &w.telemetry, &config);
+    assert!(
+        tasks.names().contains(&"staleness watcher"),
+        "{:?}",
+        tasks.names()
+    );
+    assert!(tasks.names().contains(&"cleanup"));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    w.clock.advance(chrono::Duration::seconds(120));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The watcher ran: the agent's change to stale is in the outbox.
+    let stale = |events: Vec<FleetEvent>| {
+        events
+            .into_iter()
+            .filter(|e| matches!(e, FleetEvent::AgentStalenessChanged { .. }))
+            .count()
+    };
+    assert_eq!(stale(w.stored_events().await), 1);
+    tasks.shutdown().await;
+    // Stopped: a later change is no longer announced.
+    w.clock.advance(chrono::Duration::seconds(300));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(stale(w.stored_events().await), 1);
+}

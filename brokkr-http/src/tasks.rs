@@ -1,0 +1,115 @@
+//! The broker's background jobs, started together and stopped together through one
+//! handle: [`BrokerTasks::spawn`] and [`BrokerTasks::shutdown`].
+//!
+//! | job | what | every |
+//! |---|---|---|
+//! | staleness watcher | announces agents' fresh → stale → lost changes to the outbox | `staleness_every` (15 s) |
+//! | cleanup | expired diagnostics and fleet events past retention | `cleanup_every` (15 min) |
+//! | event relay | outbox → live streams (`GET /api/v1/events`) and webhooks | polls while idle |
+//! | webhook dispatcher (feature `webhooks`) | signed deliveries of fleet events | as events come |
+//!
+//! All of them are safe on every replica. The fleet summary refresher is not among
+//! them: it runs only while someone reads the summary and stops by itself.
+
+use std::time::Duration;
+
+use brokkr_core::broker::Broker;
+use brokkr_core::store::Store;
+use tokio::task::JoinHandle;
+
+use crate::metrics::Telemetry;
+
+/// How often the jobs run.
+#[derive(Debug, Clone)]
+pub struct TaskConfig {
+    /// Between staleness passes (15 s).
+    pub staleness_every: Duration,
+    /// Between cleanups (15 min).
+    pub cleanup_every: Duration,
+    /// Webhook deliveries; `None` starts no dispatcher.
+    #[cfg(feature = "webhooks")]
+    pub webhooks: Option<crate::webhooks::WebhookConfig>,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        Self {
+            staleness_every: Duration::from_secs(15),
+            cleanup_every: Duration::from_mins(15),
+            #[cfg(feature = "webhooks")]
+            webhooks: Some(crate::webhooks::WebhookConfig::default()),
+        }
+    }
+}
+
+/// The running jobs of one broker process. Dropping it stops them too; `shutdown`
+/// also waits until they have ended.
+#[derive(Debug)]
+pub struct BrokerTasks {
+    telemetry: Telemetry,
+    jobs: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl BrokerTasks {
+    /// Starts every job for `broker`, feeding `telemetry` (its metrics and its event
+    /// hub: give the router the same one). Needs a Tokio runtime.
+    pub fn spawn(broker: &Broker<dyn Store>, telemetry: &Telemetry, config: &TaskConfig) -> Self {
+        let mut jobs = vec![
+            (
+                "staleness watcher",
+                crate::events::spawn_staleness_watch(broker.clone(), config.staleness_every),
+            ),
+            (
+                "cleanup",
+                crate::spawn_cleanup(
+                    broker.clone(),
+                    config.cleanup_every,
+                    Some(telemetry.metrics.clone()),
+                ),
+            ),
+        ];
+        telemetry.events.ensure_relay(broker.clone());
+        #[cfg(feature = "webhooks")]
+        if let Some(webhooks) = &config.webhooks {
+            jobs.push((
+                "webhook dispatcher",
+                crate::webhooks::spawn_webhook_dispatcher(
+                    broker.clone(),
+                    telemetry,
+                    webhooks.clone(),
+                ),
+            ));
+        }
+        Self {
+            telemetry: telemetry.clone(),
+            jobs,
+        }
+    }
+
+    /// The jobs started, by name (the event relay belongs to the telemetry's hub).
+    pub fn names(&self) -> Vec<&'static str> {
+        self.jobs.iter().map(|(name, _)| *name).collect()
+    }
+
+    /// Stops every job (and ends open event streams and the relay), then waits for
+    /// them to end.
+    pub async fn shutdown(mut self) {
+        self.telemetry.events.close();
+        for (name, job) in std::mem::take(&mut self.jobs) {
+            job.abort();
+            if let Err(error) = job.await
+                && !error.is_cancelled()
+            {
+                tracing::warn!(job = name, %error, "background job failed");
+            }
+        }
+    }
+}
+
+impl Drop for BrokerTasks {
+    fn drop(&mut self) {
+        for (_, job) in &self.jobs {
+            job.abort();
+        }
+    }
+}
