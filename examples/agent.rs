@@ -22,9 +22,9 @@
 use std::sync::Arc;
 
 use brokkr::agent::{Agent, AgentConfig, SimulatedCluster, SimulationConfig};
+use brokkr::client::{Client, ClientConfig};
 use brokkr::core::clock::{Clock, SystemClock};
 use brokkr::core::ids::AgentId;
-use brokkr::http::client::{Client, ClientConfig};
 use brokkr::http::shutdown_signal;
 use chrono::Duration;
 use clap::Parser;

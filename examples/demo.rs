@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use brokkr::agent::{Agent, AgentConfig, Fault, FaultKind, SimulatedCluster, SimulationConfig};
+use brokkr::client::{Client, ClientConfig};
 use brokkr::core::auth::{Pak, Principal, Role};
 use brokkr::core::broker::{Broker, BrokerConfig};
 use brokkr::core::clock::{Clock, SystemClock};
@@ -29,7 +30,6 @@ use brokkr::core::model::{
 };
 use brokkr::core::staleness::{Staleness, StalenessPolicy};
 use brokkr::core::store::{PageRequest, Store};
-use brokkr::http::client::{Client, ClientConfig};
 use brokkr::http::{HttpConfig, router, serve};
 use brokkr::store_memory::MemoryStore;
 use chrono::Duration;

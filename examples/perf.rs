@@ -1021,8 +1021,8 @@ async fn agent_rss(args: &Args) -> Result<Outcome, Failure> {
 /// simulated cluster whose clock moves 10 s per cycle.
 async fn agent_child(args: &Args) -> Result<(), Failure> {
     use brokkr::agent::{Agent, AgentConfig, SimulatedCluster, SimulationConfig};
+    use brokkr::client::{Client, ClientConfig};
     use brokkr::core::clock::ManualClock;
-    use brokkr::http::client::{Client, ClientConfig};
     let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
     let agent_id: AgentId = var("BROKKR_PERF_AGENT")?.parse()?;
     let client = Client::new(ClientConfig::new(

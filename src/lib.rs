@@ -11,13 +11,15 @@
 //! | `k8s` | `k8s` | Kubernetes probe and applier |
 //! | `http` (default) | `http` | broker HTTP API |
 //! | `agent` (default) | [`agent`] | agent runtime, simulated cluster |
-//! | `client` (default) | `http::client` | the agent's HTTP client |
+//! | `client` (default) | [`client`] | the agent's HTTP client (no server stack) |
 //! | `webhooks` (default) | `http::webhooks` | signed webhook deliveries of fleet events |
 //! | `otel` | `http::otel` | OpenTelemetry (OTLP/HTTP) export of request spans |
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "agent")]
 pub use brokkr_agent as agent;
+#[cfg(feature = "client")]
+pub use brokkr_client as client;
 pub use brokkr_core as core;
 #[cfg(feature = "http")]
 pub use brokkr_http as http;

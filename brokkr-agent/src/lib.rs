@@ -7,7 +7,7 @@
 //! cluster snapshot). The pieces that decide — delta reporting, retry backoff, bundle
 //! assembly — are pure and live in their own modules.
 //!
-//! `brokkr_core::api::LocalBroker` is the in-process [`BrokerApi`]; `brokkr_http::client::Client`
+//! `brokkr_core::api::LocalBroker` is the in-process [`BrokerApi`]; `brokkr_client::Client`
 //! is the HTTP one. [`SimulatedCluster`] stands in for a cluster in demos and tests.
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]

@@ -1,9 +1,11 @@
 //! The broker as one agent sees it: [`BrokerApi`], and [`LocalBroker`], its in-process
-//! implementation over [`Broker`] (the HTTP implementation is `brokkr_http::Client`).
+//! implementation over [`Broker`] (the HTTP implementation is `brokkr_client::Client`),
+//! and the bodies of the agent's routes that both sides share.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::broker::{Broker, HealthReportResult, StatusReportResult};
@@ -214,4 +216,67 @@ impl<B: BrokerApi + ?Sized> BrokerApi for Arc<B> {
     async fn complete_work_order(&self, id: WorkOrderId, success: bool) -> Result<WorkOrder> {
         (**self).complete_work_order(id, success).await
     }
+}
+
+// ---------------------------------------------------------------- wire envelopes
+//
+// The request and response bodies of the agent's routes that are more than a model type:
+// one definition, serialized by the server and read by the HTTP client (and the other way
+// round), so the two cannot drift.
+
+/// `GET /agents/{id}/target-state` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TargetStateBody {
+    /// The latest object of every targeted stack.
+    pub deployment_objects: Vec<DeploymentObject>,
+}
+
+/// `POST /agents/{id}/deployment-status` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatusBody {
+    /// Reconcile attempts, oldest first.
+    pub events: Vec<DeploymentStatusEvent>,
+}
+
+/// A list of work orders (`GET /agents/{id}/work-orders/pending`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkOrdersBody {
+    /// Pending and claimed orders, oldest first.
+    pub work_orders: Vec<WorkOrder>,
+}
+
+/// `POST /work-orders/{id}/complete` body (optional; without it, a success).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct CompleteBody {
+    /// Whether the order succeeded.
+    pub success: bool,
+}
+
+impl Default for CompleteBody {
+    fn default() -> Self {
+        Self { success: true }
+    }
+}
+
+/// `GET /agents/{id}/diagnostics/pending` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PendingBody {
+    /// Claimable requests, oldest first.
+    pub requests: Vec<PendingDiagnostic>,
+}
+
+/// `POST /diagnostics/{id}/claim` body (optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClaimBody {
+    /// A token the claimer chose: a retried claim with the holder's token is answered
+    /// 200 again, any other claim 409.
+    #[serde(default)]
+    pub claim_token: Option<String>,
 }

@@ -9,12 +9,10 @@
 //! or bad key, 403 wrong role or not the owner, 404, 409, 410, 413 body too large, 415
 //! not JSON, 422 invalid, 503 store unavailable (with `Retry-After`).
 //!
-//! With the `client` feature, [`client::Client`] is the agent's side of the same API.
+//! The agent's side of the same API is the `brokkr-client` crate (no server stack).
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
-#[cfg(feature = "client")]
-pub mod client;
 pub mod events;
 pub mod extract;
 pub mod fleet_snapshot;

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use brokkr::agent::{Agent, AgentConfig, SimulatedCluster, SimulationConfig};
+use brokkr::client::{Client, ClientConfig};
 use brokkr::core::clock::SystemClock;
-use brokkr::http::client::{Client, ClientConfig};
 use brokkr::store_postgres::testing::fresh_database;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};

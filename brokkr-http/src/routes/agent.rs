@@ -3,12 +3,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use brokkr_core::api::{CompleteBody, StatusBody, TargetStateBody, WorkOrdersBody};
 use brokkr_core::broker::{HealthReportResult, StatusReportResult};
 use brokkr_core::ids::{AgentId, WorkOrderId};
-use brokkr_core::model::{
-    DeploymentObject, DeploymentStatusEvent, HealthReport, Heartbeat, NewWorkOrder, WorkOrder,
-};
-use serde::{Deserialize, Serialize};
+use brokkr_core::model::{HealthReport, Heartbeat, NewWorkOrder, WorkOrder};
 
 use crate::AppState;
 use crate::extract::{ApiJson, ApiPath, Caller, OptionalJson};
@@ -39,13 +37,6 @@ pub(crate) async fn heartbeat(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /agents/{id}/target-state` answer.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TargetStateBody {
-    /// The latest object of every targeted stack.
-    pub deployment_objects: Vec<DeploymentObject>,
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/agents/{id}/target-state",
@@ -64,12 +55,6 @@ pub(crate) async fn target_state(
 ) -> Result<Json<TargetStateBody>, ApiError> {
     let deployment_objects = state.broker.target_state(&who, agent).await?;
     Ok(Json(TargetStateBody { deployment_objects }))
-}
-
-/// `POST /agents/{id}/deployment-status` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub(crate) struct StatusBody {
-    events: Vec<DeploymentStatusEvent>,
 }
 
 #[utoipa::path(
@@ -120,13 +105,6 @@ pub(crate) async fn health_status(
     let result = state.broker.report_health(&who, agent, report).await?;
     state.telemetry.metrics.health_report(items);
     Ok(Json(result))
-}
-
-/// A list of work orders.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct WorkOrdersBody {
-    /// Pending and claimed orders, oldest first.
-    pub work_orders: Vec<WorkOrder>,
 }
 
 #[utoipa::path(
@@ -190,19 +168,6 @@ pub(crate) async fn claim_work_order(
     ApiPath(id): ApiPath<WorkOrderId>,
 ) -> Result<Json<WorkOrder>, ApiError> {
     Ok(Json(state.broker.claim_work_order(&who, id).await?))
-}
-
-/// `POST /work-orders/{id}/complete` body (optional).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(default)]
-pub(crate) struct CompleteBody {
-    success: bool,
-}
-
-impl Default for CompleteBody {
-    fn default() -> Self {
-        Self { success: true }
-    }
 }
 
 #[utoipa::path(

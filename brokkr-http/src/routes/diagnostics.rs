@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use brokkr_core::api::{ClaimBody, PendingBody};
 use brokkr_core::diagnostics::{DiagnosticRequest, DiagnosticStatus, PendingDiagnostic};
 use brokkr_core::ids::{AgentId, DeploymentObjectId, DiagnosticId};
 use brokkr_core::model::DiagnosticOutcome;
@@ -153,13 +154,6 @@ pub(crate) async fn get(
     }))
 }
 
-/// `GET /agents/{id}/diagnostics/pending` answer.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PendingBody {
-    /// Claimable requests, oldest first.
-    pub requests: Vec<PendingDiagnostic>,
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/agents/{id}/diagnostics/pending",
@@ -180,12 +174,6 @@ pub(crate) async fn pending(
     Ok(Json(PendingBody {
         requests: requests.into_iter().map(PendingDiagnostic::from).collect(),
     }))
-}
-
-/// `POST /diagnostics/{id}/claim` body (optional).
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-pub(crate) struct ClaimBody {
-    claim_token: Option<String>,
 }
 
 /// `POST /diagnostics/{id}/claim` answer.

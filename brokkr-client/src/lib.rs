@@ -1,4 +1,6 @@
-//! The agent's HTTP client (feature `client`): [`BrokerApi`] over the broker's API.
+//! The agent's HTTP client: [`BrokerApi`] over the broker's API, built without the
+//! server stack (no axum, utoipa or prometheus): reqwest and `brokkr-core` only. The
+//! bodies it sends and reads are the server's own (`brokkr_core::api`).
 //!
 //! Every call carries the agent's key as a bearer token and has a timeout. Failures
 //! that may pass — connection errors, timeouts, 5xx — are retried with jittered
@@ -7,12 +9,16 @@
 //! retried only when the connection failed (the same request would be refused again). Answers map back to
 //! [`brokkr_core::Error`] variants, so agent code handles both [`BrokerApi`]
 //! implementations alike.
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use brokkr_core::Error;
-use brokkr_core::api::BrokerApi;
+use brokkr_core::api::{
+    BrokerApi, ClaimBody, CompleteBody, PendingBody, StatusBody, TargetStateBody, WorkOrdersBody,
+};
 use brokkr_core::broker::{HealthReportResult, StatusReportResult};
 use brokkr_core::diagnostics::PendingDiagnostic;
 use brokkr_core::error::FieldError;
@@ -304,36 +310,6 @@ fn error_of(status: StatusCode, body: &[u8], url: &str) -> Error {
     }
 }
 
-#[derive(Serialize)]
-struct StatusBody<'a> {
-    events: &'a [DeploymentStatusEvent],
-}
-
-#[derive(Serialize)]
-struct ClaimBody<'a> {
-    claim_token: &'a str,
-}
-
-#[derive(Serialize)]
-struct CompleteBody {
-    success: bool,
-}
-
-#[derive(serde::Deserialize)]
-struct TargetState {
-    deployment_objects: Vec<DeploymentObject>,
-}
-
-#[derive(serde::Deserialize)]
-struct Pending {
-    requests: Vec<PendingDiagnostic>,
-}
-
-#[derive(serde::Deserialize)]
-struct WorkOrders {
-    work_orders: Vec<WorkOrder>,
-}
-
 /// Any JSON answer whose content the caller does not need.
 #[derive(serde::Deserialize)]
 struct Ignored {}
@@ -353,7 +329,7 @@ impl BrokerApi for Client {
     }
 
     async fn target_state(&self) -> Result<Vec<DeploymentObject>, Error> {
-        let answer: TargetState = self
+        let answer: TargetStateBody = self
             .call(Method::GET, &self.agent_path("target-state"), NO_BODY)
             .await?;
         Ok(answer.deployment_objects)
@@ -366,7 +342,9 @@ impl BrokerApi for Client {
         self.call(
             Method::POST,
             &self.agent_path("deployment-status"),
-            Some(&StatusBody { events }),
+            Some(&StatusBody {
+                events: events.to_vec(),
+            }),
         )
         .await
     }
@@ -381,7 +359,7 @@ impl BrokerApi for Client {
     }
 
     async fn pending_diagnostics(&self) -> Result<Vec<PendingDiagnostic>, Error> {
-        let answer: Pending = self
+        let answer: PendingBody = self
             .call(
                 Method::GET,
                 &self.agent_path("diagnostics/pending"),
@@ -395,7 +373,9 @@ impl BrokerApi for Client {
         self.call::<Ignored>(
             Method::POST,
             &format!("/diagnostics/{id}/claim"),
-            Some(&ClaimBody { claim_token: token }),
+            Some(&ClaimBody {
+                claim_token: Some(token.to_owned()),
+            }),
         )
         .await
         .map(|_| ())
@@ -416,7 +396,7 @@ impl BrokerApi for Client {
     }
 
     async fn open_work_orders(&self) -> Result<Vec<WorkOrder>, Error> {
-        let answer: WorkOrders = self
+        let answer: WorkOrdersBody = self
             .call(
                 Method::GET,
                 &self.agent_path("work-orders/pending"),
