@@ -21,7 +21,7 @@ pub trait WebhookStore: Send + Sync {
 
 /// The events outbox: fleet events in one order for every broker replica.
 ///
-/// Health transitions are written by [`HealthStore::upsert_health`] itself, in the same
+/// Health transitions are written by [`HealthStore::upsert_health`](super::HealthStore::upsert_health) itself, in the same
 /// write as the verdicts (see [`FleetEvent::health_transition`](crate::events::FleetEvent::health_transition)):
 /// an event exists exactly when its verdict was stored. Sequence numbers increase in
 /// commit order, so a reader that has seen `n` never later finds an event below `n`.
