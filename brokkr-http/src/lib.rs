@@ -24,6 +24,8 @@ pub mod problem;
 pub mod ratelimit;
 mod routes;
 pub mod tasks;
+
+pub use tasks::{BrokerTasks, TaskConfig};
 #[cfg(feature = "webhooks")]
 pub mod webhooks;
 

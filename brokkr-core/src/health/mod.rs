@@ -6,8 +6,8 @@
 //!
 //! The rules, one module each:
 //!
-//! * [`pod`](self) rules — container waiting reasons, terminations, OOM kills, restarts,
-//!   scheduling, readiness, deletion, lost nodes (`pod.rs`);
+//! * pod rules — scheduling, readiness, deletion, lost nodes (`pod.rs`), and container
+//!   rules — waiting reasons, terminations, OOM kills, restarts (`container.rs`);
 //! * workload rules — Deployment, StatefulSet, DaemonSet, ReplicaSet (`workload.rs`);
 //! * batch rules — Job, CronJob and its schedule (`batch.rs`, `cron.rs`);
 //! * Services, Ingresses, PersistentVolumeClaims (`network.rs`);
@@ -38,6 +38,7 @@ mod antiflap;
 mod autoscaler;
 mod batch;
 mod classify;
+mod container;
 mod context;
 mod cron;
 mod custom;
