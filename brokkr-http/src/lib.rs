@@ -94,7 +94,8 @@ impl Default for HttpConfig {
     }
 }
 
-/// The API routes (under `/api/v1`), the probes and the metrics, with their layers; the
+/// The API routes (under `/api/v1`), the probes, the metrics and the documentation in
+/// one router, with a problem+json fallback: what the example broker serves. The
 /// metrics registry holds only the broker's families.
 pub fn router(broker: Broker<dyn Store>, config: &HttpConfig) -> Router {
     router_with(broker, config, metrics::Telemetry::new_default())
@@ -109,6 +110,56 @@ pub fn router_with(
     config: &HttpConfig,
     telemetry: metrics::Telemetry,
 ) -> Router {
+    let parts = routers(broker, config, telemetry, "");
+    let fallback = parts.layered(
+        Router::new()
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed),
+    );
+    Router::new()
+        .merge(parts.api)
+        .merge(parts.observe)
+        .merge(parts.docs)
+        .merge(fallback)
+        .merge(parts.probes)
+}
+
+/// The broker's routes in parts, for a host that places them itself (see
+/// `docs/embedding.md`). None has a fallback or claims `/`: the host's own routes and
+/// fallback stay its own. Each part carries its layers (request ids, tracing, limits,
+/// metrics); the route labels of the metrics are the broker's own templates
+/// (`/api/v1/agents/{id}/heartbeat`) wherever the host nests them, so the shipped alert
+/// and SLO rules keep matching.
+pub struct Routers {
+    /// `/api/v1/...`: the API.
+    pub api: Router,
+    /// `/livez` and `/readyz`, outside the concurrency limit and the request timeout.
+    pub probes: Router,
+    /// `/metrics` (Prometheus text, refreshing the fleet gauges on every scrape) and
+    /// `/metrics.json`; unauthenticated, so place them where only your monitoring reaches.
+    pub observe: Router,
+    /// `/openapi.json` and Swagger UI at `/docs`, with the document's server URL set to
+    /// the prefix the host mounts the API under.
+    pub docs: Router,
+    state: AppState,
+    config: HttpConfig,
+}
+
+impl std::fmt::Debug for Routers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Routers").finish_non_exhaustive()
+    }
+}
+
+/// The broker's routes as [`Routers`]. `prefix` is where the host nests them (`""` at
+/// the root, `"/brokkr"` for `host.nest("/brokkr", ...)`): the OpenAPI document and
+/// Swagger UI point there.
+pub fn routers(
+    broker: Broker<dyn Store>,
+    config: &HttpConfig,
+    telemetry: metrics::Telemetry,
+    prefix: &str,
+) -> Routers {
     // The relay feeds /api/v1/events from the outbox; without a runtime here, the first
     // subscriber starts it.
     if tokio::runtime::Handle::try_current().is_ok() {
@@ -117,7 +168,7 @@ pub fn router_with(
     let state = AppState {
         broker,
         limiter: std::sync::Arc::new(ratelimit::AuthLimiter::new(config.auth_limits.clone())),
-        telemetry: telemetry.clone(),
+        telemetry,
         metrics_json: config.metrics_json,
     };
     let large = DefaultBodyLimit::max(config.large_body_limit);
@@ -194,49 +245,95 @@ pub fn router_with(
             post(diagnostics::result).layer(large),
         );
 
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/metrics", get(routes::observe::metrics))
-        .route("/metrics.json", get(routes::observe::snapshot))
-        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state.clone())
+    let mut parts = Routers {
+        api: Router::new(),
+        probes: Router::new(),
+        observe: Router::new(),
+        docs: Router::new(),
+        state,
+        config: config.clone(),
+    };
+    parts.api = parts.layered(
+        Router::new()
+            .nest("/api/v1", api)
+            .method_not_allowed_fallback(method_not_allowed),
+    );
+    parts.observe = parts.layered(
+        Router::new()
+            .route("/metrics", get(routes::observe::metrics))
+            .route("/metrics.json", get(routes::observe::snapshot)),
+    );
+    parts.docs = parts.layered(Router::new().merge(openapi::swagger(prefix)));
+    // The probes stay outside the concurrency limit and the request timeout: a broker
+    // busy with a backlog of agent calls must still answer its orchestrator.
+    parts.probes = Router::new()
+        .route("/livez", get(probes::livez))
+        .route("/readyz", get(probes::readyz))
+        .with_state(parts.state.clone())
         .layer(axum::middleware::from_fn(note_route))
-        .layer(
-            ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(close_after_unread_body))
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(TraceLayer::new_for_http().make_span_with(request_span))
-                .layer(axum::middleware::map_response(problem_for_bare_errors))
-                .layer(CatchPanicLayer::custom(|_| {
-                    axum::response::IntoResponse::into_response(ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal error",
-                    ))
-                }))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    config.request_timeout,
-                ))
-                .layer(ConcurrencyLimitLayer::new(config.concurrency_limit))
-                .layer(DefaultBodyLimit::max(config.body_limit)),
-        )
-        // The probes stay outside the concurrency limit and the request timeout: a
-        // broker busy with a backlog of agent calls must still answer its orchestrator.
-        .merge(
-            Router::new()
-                .route("/livez", get(probes::livez))
-                .route("/readyz", get(probes::readyz))
-                .with_state(state)
-                .layer(axum::middleware::from_fn(note_route)),
-        )
-        // Outermost: sees what the client sees, panics (500) and timeouts included.
         .layer(axum::middleware::from_fn_with_state(
-            telemetry.metrics,
+            parts.state.telemetry.metrics.clone(),
             count_request,
-        ))
+        ));
+    parts
+}
+
+impl Routers {
+    /// `router` with the broker's state and every layer of the API applied.
+    fn layered(&self, router: Router<AppState>) -> Router {
+        let config = &self.config;
+        router
+            .with_state(self.state.clone())
+            .layer(axum::middleware::from_fn(note_route))
+            .layer(
+                ServiceBuilder::new()
+                    .layer(axum::middleware::from_fn(close_after_unread_body))
+                    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                    .layer(PropagateRequestIdLayer::x_request_id())
+                    .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                    .layer(axum::middleware::map_response(problem_for_bare_errors))
+                    .layer(CatchPanicLayer::custom(|_| {
+                        axum::response::IntoResponse::into_response(ApiError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "internal error",
+                        ))
+                    }))
+                    .layer(TimeoutLayer::with_status_code(
+                        StatusCode::REQUEST_TIMEOUT,
+                        config.request_timeout,
+                    ))
+                    .layer(ConcurrencyLimitLayer::new(config.concurrency_limit))
+                    .layer(DefaultBodyLimit::max(config.body_limit)),
+            )
+            // Outermost: sees what the client sees, panics (500) and timeouts included.
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.telemetry.metrics.clone(),
+                count_request,
+            ))
+    }
+}
+
+/// The broker's own route template in a matched path: whatever prefix a host nested the
+/// routers under is left out, so metric labels are the same everywhere.
+fn own_template(matched: &str) -> &str {
+    const ROOTS: [&str; 6] = [
+        "/api/v1",
+        "/livez",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+    ];
+    ROOTS
+        .iter()
+        .filter_map(|root| {
+            matched.match_indices(root).map(|(i, _)| i).find(|&i| {
+                let rest = &matched[i + root.len()..];
+                rest.is_empty() || rest.starts_with('/') || rest.starts_with('.')
+            })
+        })
+        .min()
+        .map_or(matched, |i| &matched[i..])
 }
 
 /// Where the route template of a request ends up: routing happens inside the layers,
@@ -253,7 +350,7 @@ async fn note_route(
         request.extensions().get::<RouteSlot>(),
         request.extensions().get::<axum::extract::MatchedPath>(),
     ) {
-        let _ = slot.0.set(route.as_str().to_owned());
+        let _ = slot.0.set(own_template(route.as_str()).to_owned());
     }
     next.run(request).await
 }

@@ -76,3 +76,23 @@ impl Modify for BearerKeys {
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
+
+/// The document for routes a host nests under `prefix` (`""`: at the root): its server
+/// URL is the prefix, so clients generated from it and Swagger UI's "try it out" call
+/// the right paths.
+pub fn document_under(prefix: &str) -> utoipa::openapi::OpenApi {
+    let mut document = document();
+    let prefix = prefix.trim_end_matches('/');
+    if !prefix.is_empty() {
+        document.servers = Some(vec![utoipa::openapi::Server::new(prefix)]);
+    }
+    document
+}
+
+/// `/openapi.json` and Swagger UI at `/docs/`. The UI loads the document from a relative
+/// URL, so it works wherever the host nests it.
+pub(crate) fn swagger(prefix: &str) -> utoipa_swagger_ui::SwaggerUi {
+    utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .url("/openapi.json", document_under(prefix))
+        .config(utoipa_swagger_ui::Config::new(["../openapi.json"]))
+}
