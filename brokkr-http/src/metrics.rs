@@ -399,7 +399,9 @@ impl StoreObserver for Metrics {
 #[derive(Clone)]
 pub struct Telemetry {
     /// Everything `/metrics` exposes (the host's metrics too, if it registered them).
-    pub registry: Arc<Registry>,
+    /// Behind a lock so a host can keep registering its own metrics
+    /// ([`Telemetry::register`]).
+    pub registry: Arc<std::sync::RwLock<Registry>>,
     /// The broker's families.
     pub metrics: Arc<Metrics>,
     /// Live fleet events (`GET /api/v1/events`), the last 1024 kept for resuming.
@@ -428,7 +430,7 @@ impl Telemetry {
     /// `registry` (in which `metrics` were registered) served as is.
     pub fn new(registry: Registry, metrics: Arc<Metrics>) -> Self {
         Self {
-            registry: Arc::new(registry),
+            registry: Arc::new(std::sync::RwLock::new(registry)),
             metrics,
             events: crate::events::EventHub::new(1024),
             webhooks_changed: Arc::default(),
@@ -436,11 +438,32 @@ impl Telemetry {
         }
     }
 
+    /// Registers more of the host's metrics in the shared registry, at any time.
+    pub fn register(&self, register: impl FnOnce(&mut Registry)) {
+        let mut registry = self
+            .registry
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        register(&mut registry);
+    }
+
+    /// Brings the fleet gauges (agents by staleness, deployments by health, queue,
+    /// diagnostics) up to date, each part within `budget`: what a scrape of the broker's
+    /// `/metrics` does first, for a host that serves the shared registry itself.
+    pub async fn refresh(&self, broker: &Broker<dyn Store>, budget: Duration) {
+        self.fleet_snapshot.reading(broker);
+        self.metrics.refresh(broker, budget).await;
+    }
+
     /// The OpenMetrics text exposition.
     pub fn openmetrics(&self) -> String {
         let mut out = String::new();
+        let registry = self
+            .registry
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
     }
 

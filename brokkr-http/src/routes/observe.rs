@@ -19,8 +19,7 @@ const BUDGET: Duration = Duration::from_secs(2);
 /// Prometheus text format 0.0.4, or OpenMetrics when the `Accept` header asks for it.
 pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let telemetry = &state.telemetry;
-    telemetry.fleet_snapshot.reading(&state.broker);
-    telemetry.metrics.refresh(&state.broker, BUDGET).await;
+    telemetry.refresh(&state.broker, BUDGET).await;
     let wants_openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
