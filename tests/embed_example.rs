@@ -149,8 +149,8 @@ fn the_host_and_the_broker_share_one_server_and_one_scrape() {
     assert_eq!(document["servers"][0]["url"], "/brokkr");
     // An unknown route under the prefix is the host's to answer.
     assert_eq!(
-        call(port, "GET", "/brokkr/api/v1/nowhere", None, None).0,
-        404
+        call(port, "GET", "/brokkr/api/v1/nowhere", None, None),
+        (404, "the host knows no such page\n".to_owned())
     );
 
     // One scrape: the host's metrics (registered before and after the broker's), the

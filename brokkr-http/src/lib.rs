@@ -17,19 +17,21 @@ pub mod events;
 pub mod extract;
 pub mod fleet_snapshot;
 pub mod metrics;
+mod middleware;
 pub mod openapi;
 #[cfg(feature = "otel")]
 pub mod otel;
 pub mod problem;
 pub mod ratelimit;
 mod routes;
+mod serve;
 pub mod tasks;
 
-pub use tasks::{BrokerTasks, TaskConfig};
+pub use serve::{ServeOptions, serve, serve_with, shutdown_signal};
+pub use tasks::{BrokerTasks, TaskConfig, spawn_cleanup};
 #[cfg(feature = "webhooks")]
 pub mod webhooks;
 
-use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
@@ -38,7 +40,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use brokkr_core::broker::Broker;
 use brokkr_core::store::Store;
-use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower::limit::ConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -46,6 +47,10 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::middleware::{
+    close_after_unread_body, count_request, method_not_allowed, not_found, note_route,
+    problem_for_bare_errors, request_span,
+};
 use crate::problem::ApiError;
 use crate::routes::{agent, catalog, diagnostics, probes, reads};
 
@@ -311,343 +316,4 @@ impl Routers {
                 count_request,
             ))
     }
-}
-
-/// The broker's own route template in a matched path: whatever prefix a host nested the
-/// routers under is left out, so metric labels are the same everywhere.
-fn own_template(matched: &str) -> &str {
-    const ROOTS: [&str; 6] = [
-        "/api/v1",
-        "/livez",
-        "/readyz",
-        "/metrics",
-        "/openapi.json",
-        "/docs",
-    ];
-    ROOTS
-        .iter()
-        .filter_map(|root| {
-            matched.match_indices(root).map(|(i, _)| i).find(|&i| {
-                let rest = &matched[i + root.len()..];
-                rest.is_empty() || rest.starts_with('/') || rest.starts_with('.')
-            })
-        })
-        .min()
-        .map_or(matched, |i| &matched[i..])
-}
-
-/// Where the route template of a request ends up: routing happens inside the layers,
-/// the counting outside them.
-#[derive(Clone, Default)]
-struct RouteSlot(std::sync::Arc<std::sync::OnceLock<String>>);
-
-/// Notes the matched route template in the request's [`RouteSlot`].
-async fn note_route(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    if let (Some(slot), Some(route)) = (
-        request.extensions().get::<RouteSlot>(),
-        request.extensions().get::<axum::extract::MatchedPath>(),
-    ) {
-        let _ = slot.0.set(own_template(route.as_str()).to_owned());
-    }
-    next.run(request).await
-}
-
-/// One span per request: method, route template, request id, and the caller's kind
-/// once authenticated (never the key).
-fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or(metrics::UNMATCHED, axum::extract::MatchedPath::as_str);
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    tracing::info_span!(
-        "request",
-        method = %request.method(),
-        route,
-        request_id,
-        principal = tracing::field::Empty,
-    )
-}
-
-/// Counts a request by its route template (never the raw path: ids would make the
-/// label set unbounded) and times it.
-async fn count_request(
-    axum::extract::State(metrics): axum::extract::State<std::sync::Arc<metrics::Metrics>>,
-    mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let slot = RouteSlot::default();
-    request.extensions_mut().insert(slot.clone());
-    let method = request.method().as_str().to_owned();
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    let route = slot.0.get().map_or(metrics::UNMATCHED, String::as_str);
-    metrics.observe_request(
-        route,
-        &method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
-}
-
-/// An answer may come before the request's body was read (a 413, a 401 checked first, a
-/// route that takes no body); the rest of that body is still on the wire, so the
-/// connection cannot carry another request. Saying `Connection: close` then lets the
-/// client open a new connection instead of failing its next request on this one.
-async fn close_after_unread_body(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let headers = request.headers();
-    let has_body = headers.contains_key(axum::http::header::TRANSFER_ENCODING)
-        || headers
-            .get(axum::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v != "0");
-    if !has_body {
-        return next.run(request).await;
-    }
-    let read = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let request = request.map(|body| {
-        axum::body::Body::new(ReadToEnd {
-            inner: body,
-            read: read.clone(),
-        })
-    });
-    let mut response = next.run(request).await;
-    if !read.load(std::sync::atomic::Ordering::Acquire) {
-        response.headers_mut().insert(
-            axum::http::header::CONNECTION,
-            axum::http::HeaderValue::from_static("close"),
-        );
-    }
-    response
-}
-
-/// A request body that notes when it has been read to its end.
-struct ReadToEnd {
-    inner: axum::body::Body,
-    read: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl http_body::Body for ReadToEnd {
-    type Data = axum::body::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, std::task::Poll::Ready(None)) {
-            self.read.store(true, std::sync::atomic::Ordering::Release);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// Errors produced by layers (a timeout's 408, a limit's rejection) carry no body; give
-/// every error response the problem+json shape clients rely on.
-async fn problem_for_bare_errors<B>(response: axum::http::Response<B>) -> axum::response::Response
-where
-    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    let status = response.status();
-    let is_problem = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if (status.is_client_error() || status.is_server_error()) && !is_problem {
-        let detail = status.canonical_reason().unwrap_or("error").to_lowercase();
-        return axum::response::IntoResponse::into_response(ApiError::new(status, detail));
-    }
-    response.map(axum::body::Body::new)
-}
-
-async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no such route")
-}
-
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method not allowed on this route",
-    )
-}
-
-/// Connection-level limits of [`serve_with`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServeOptions {
-    /// Longest a client may take to send a request's headers (10 s), counted from when
-    /// the connection opens or the previous response went out; then the connection is
-    /// closed. Without it, a client that sends one byte a minute, or nothing at all,
-    /// holds a connection and a task forever. It also closes keep-alive connections
-    /// idle that long (the agent's client drops idle connections sooner). Slow bodies
-    /// are bounded by `HttpConfig::request_timeout`.
-    pub header_read_timeout: Duration,
-    /// After shutdown is asked for, how long requests in flight may take to finish
-    /// before their connections are dropped (30 s).
-    pub shutdown_grace: Duration,
-}
-
-impl Default for ServeOptions {
-    fn default() -> Self {
-        Self {
-            header_read_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Serves `router` on `listener` until `shutdown` resolves, then finishes the requests in
-/// flight; [`ServeOptions::default`] limits.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_with(listener, router, &ServeOptions::default(), shutdown).await
-}
-
-/// [`serve`] with explicit connection limits: HTTP/1.1 (with keep-alive) on our own
-/// accept loop, because axum's `serve` arms no timer and so cannot time out a client
-/// that never sends its headers. Each request carries the peer's address as
-/// `ConnectInfo<SocketAddr>` (failed-authentication limits are per address).
-pub async fn serve_with(
-    listener: TcpListener,
-    router: Router,
-    options: &ServeOptions,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
-    let connections = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) if is_connection_error(&err) => continue,
-                Err(err) => {
-                    // Out of file descriptors and the like: wait instead of spinning
-                    // (still listening for shutdown); the listener stays usable.
-                    tracing::warn!(error = %err, "accepting a connection failed");
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                        () = &mut shutdown => break,
-                    }
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let service = tower::ServiceExt::map_request(
-            router.clone(),
-            move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                request
-                    .extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                request.map(axum::body::Body::new)
-            },
-        );
-        let connection = builder.serve_connection(
-            TokioIo::new(stream),
-            hyper_util::service::TowerToHyperService::new(service),
-        );
-        let connection = connections.watch(connection);
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(options.shutdown_grace, connections.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("requests still running after the shutdown grace period were cut off");
-    }
-    Ok(())
-}
-
-/// Errors of one incoming connection (it went away before we took it), not of the
-/// listener.
-fn is_connection_error(err: &std::io::Error) -> bool {
-    matches!(
-        err.kind(),
-        std::io::ErrorKind::ConnectionRefused
-            | std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::ConnectionReset
-    )
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-}
-
-/// Runs diagnostics cleanup (and deletes fleet events past retention) every `every`
-/// until the process ends (safe on every replica), counting diagnostics runs and
-/// deletions in `metrics`.
-pub fn spawn_cleanup(
-    broker: Broker<dyn Store>,
-    every: Duration,
-    metrics: Option<std::sync::Arc<metrics::Metrics>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(every);
-        loop {
-            ticker.tick().await;
-            if let Err(err) = broker.cleanup_events().await {
-                tracing::warn!(error = %err, "events cleanup failed");
-            }
-            let outcome = broker.cleanup().await;
-            if let Some(metrics) = &metrics {
-                metrics.cleanup(outcome.as_ref().map(|n| *n).map_err(|_| ()));
-            }
-            match outcome {
-                Ok(deleted) if deleted > 0 => tracing::info!(deleted, "diagnostics cleanup"),
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "diagnostics cleanup failed"),
-            }
-        }
-    })
 }

@@ -17,7 +17,7 @@ use brokkr_core::broker::Broker;
 use brokkr_core::store::Store;
 use tokio::task::JoinHandle;
 
-use crate::metrics::Telemetry;
+use crate::metrics::{self, Telemetry};
 
 /// How often the jobs run.
 #[derive(Debug, Clone)]
@@ -61,7 +61,7 @@ impl BrokerTasks {
             ),
             (
                 "cleanup",
-                crate::spawn_cleanup(
+                spawn_cleanup(
                     broker.clone(),
                     config.cleanup_every,
                     Some(telemetry.metrics.clone()),
@@ -112,4 +112,32 @@ impl Drop for BrokerTasks {
             job.abort();
         }
     }
+}
+
+/// Runs diagnostics cleanup (and deletes fleet events past retention) every `every`
+/// until the process ends (safe on every replica), counting diagnostics runs and
+/// deletions in `metrics`.
+pub fn spawn_cleanup(
+    broker: Broker<dyn Store>,
+    every: Duration,
+    metrics: Option<std::sync::Arc<metrics::Metrics>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            ticker.tick().await;
+            if let Err(err) = broker.cleanup_events().await {
+                tracing::warn!(error = %err, "events cleanup failed");
+            }
+            let outcome = broker.cleanup().await;
+            if let Some(metrics) = &metrics {
+                metrics.cleanup(outcome.as_ref().map(|n| *n).map_err(|_| ()));
+            }
+            match outcome {
+                Ok(deleted) if deleted > 0 => tracing::info!(deleted, "diagnostics cleanup"),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "diagnostics cleanup failed"),
+            }
+        }
+    })
 }
