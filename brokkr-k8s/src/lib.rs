@@ -23,4 +23,6 @@ mod selector;
 
 pub use apply::{KubeApplier, KubeApplierConfig, STACK_LABEL};
 pub use error::{Error, Result};
+/// The kube client this crate is built on, for callers that make the `Client`.
+pub use kube;
 pub use probe::{KubeProbe, KubeProbeConfig, OBJECT_LABEL};

@@ -191,7 +191,12 @@ pub fn example_broker() -> PathBuf {
         .unwrap()
         .join("examples")
         .join("broker");
-    assert!(binary.exists(), "{} is missing", binary.display());
+    assert!(
+        binary.exists(),
+        "{} is missing: the workspace's tests build it (scripts/test), or run \
+         cargo build --all-features --example broker first",
+        binary.display()
+    );
     binary
 }
 

@@ -2,12 +2,12 @@
 //! database (these machines are shared: only ratios are comparable between runs).
 //!
 //! ```text
-//! cargo run --release --example perf --features postgres -- classify
-//! DATABASE_URL=postgres://... cargo run --release --example perf --features postgres -- pg-health-ingest --seconds 10
-//! cargo run --release --example perf --features postgres -- http-health-ingest --agents 32
-//! cargo run --release --example perf --features postgres -- http-heartbeat --clients 64
-//! cargo run --release --example perf --features postgres -- fleet-summary --fleet-agents 100000
-//! cargo run --release --example perf --features postgres -- agent-rss --pods 1000
+//! cargo run --release -p brokkr-e2e --example perf -- classify
+//! DATABASE_URL=postgres://... cargo run --release -p brokkr-e2e --example perf -- pg-health-ingest --seconds 10
+//! cargo run --release -p brokkr-e2e --example perf -- http-health-ingest --agents 32
+//! cargo run --release -p brokkr-e2e --example perf -- http-heartbeat --clients 64
+//! cargo run --release -p brokkr-e2e --example perf -- fleet-summary --fleet-agents 100000
+//! cargo run --release -p brokkr-e2e --example perf -- agent-rss --pods 1000
 //! ```
 //!
 //! The Postgres scenarios create a fresh database on the server at `DATABASE_URL`
