@@ -11,7 +11,7 @@ COPY . .
 # The broker with the Postgres store, the agent with the kube probe and applier.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --features postgres,k8s --example broker --example agent \
+    cargo build --release --locked --features postgres,webhooks,client,k8s --example broker --example agent \
     && mkdir -p /out \
     && cp target/release/examples/broker target/release/examples/agent /out/
 

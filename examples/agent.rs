@@ -1,7 +1,7 @@
 //! The example agent: one cluster's side, talking to a broker over HTTP (egress only).
 //!
 //! ```text
-//! BROKKR_AGENT_PAK=brokkr_agent_... cargo run --example agent -- \
+//! BROKKR_AGENT_PAK=brokkr_agent_... cargo run --example agent --features client -- \
 //!     --broker-url http://127.0.0.1:3000 --agent-id <uuid> --simulate
 //! ```
 //!
@@ -11,7 +11,7 @@
 //! service account (see `deploy/agent/`):
 //!
 //! ```text
-//! BROKKR_AGENT_PAK=... cargo run --example agent --features k8s -- \
+//! BROKKR_AGENT_PAK=... cargo run --example agent --features client,k8s -- \
 //!     --broker-url https://broker.example:3000 --agent-id <uuid>
 //! ```
 //!

@@ -2,8 +2,8 @@
 //! real HTTP, scripted faults, and a live summary of what the broker knows.
 //!
 //! ```text
-//! cargo run --example demo                          # 20 agents, 60 s
-//! cargo run --example demo -- --agents 50 --duration 90
+//! cargo run --example demo --features client        # 20 agents, 60 s
+//! cargo run --example demo --features client -- --agents 50 --duration 90
 //! ```
 //!
 //! Time runs fast: heartbeats every 2 s, health checks every 3 s, graces of seconds

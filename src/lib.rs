@@ -10,9 +10,9 @@
 //! | `postgres` | `store_postgres` | PostgreSQL store |
 //! | `k8s` | `k8s` | Kubernetes probe and applier |
 //! | `http` (default) | `http` | broker HTTP API |
-//! | `agent` (default) | [`agent`] | agent runtime, simulated cluster |
-//! | `client` (default) | [`client`] | the agent's HTTP client (no server stack) |
-//! | `webhooks` (default) | `http::webhooks` | signed webhook deliveries of fleet events |
+//! | `agent` | [`agent`] | agent runtime, simulated cluster |
+//! | `client` | [`client`] | the agent's HTTP client (no server stack) |
+//! | `webhooks` | `http::webhooks` | signed webhook deliveries of fleet events (and the `/api/v1/webhooks` routes) |
 //! | `otel` | `http::otel` | OpenTelemetry (OTLP/HTTP) export of request spans |
 //!
 //! The names a host types most are at the top level:

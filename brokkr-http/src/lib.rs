@@ -235,14 +235,6 @@ pub fn routers(
         )
         .route("/fleet/summary", get(reads::fleet_summary))
         .route("/events", get(routes::events::stream_events))
-        .route(
-            "/webhooks",
-            post(routes::webhooks::register).get(routes::webhooks::list),
-        )
-        .route(
-            "/webhooks/{id}",
-            axum::routing::delete(routes::webhooks::remove),
-        )
         .route("/diagnostics/{id}", get(diagnostics::get))
         .route("/diagnostics/{id}/claim", post(diagnostics::claim))
         .route(
@@ -250,6 +242,18 @@ pub fn routers(
             post(diagnostics::result).layer(large),
         );
 
+    // Subscriptions only where something delivers them (feature `webhooks`): accepting
+    // one that is never delivered would lose events silently.
+    #[cfg(feature = "webhooks")]
+    let api = api
+        .route(
+            "/webhooks",
+            post(routes::webhooks::register).get(routes::webhooks::list),
+        )
+        .route(
+            "/webhooks/{id}",
+            axum::routing::delete(routes::webhooks::remove),
+        );
     let mut parts = Routers {
         api: Router::new(),
         probes: Router::new(),

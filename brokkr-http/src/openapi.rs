@@ -4,7 +4,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agent, catalog, diagnostics, events, reads, webhooks};
+#[cfg(feature = "webhooks")]
+use crate::routes::webhooks;
+use crate::routes::{agent, catalog, diagnostics, events, reads};
 
 /// The document.
 #[derive(OpenApi)]
@@ -45,13 +47,16 @@ use crate::routes::{agent, catalog, diagnostics, events, reads, webhooks};
         diagnostics::claim,
         diagnostics::result,
         events::stream_events,
-        webhooks::register,
-        webhooks::list,
-        webhooks::remove,
     ),
     modifiers(&BearerKeys),
 )]
 pub struct ApiDoc;
+
+/// The webhook subscription routes (feature `webhooks`), merged into [`ApiDoc`].
+#[cfg(feature = "webhooks")]
+#[derive(OpenApi)]
+#[openapi(paths(webhooks::register, webhooks::list, webhooks::remove))]
+struct WebhooksDoc;
 
 /// Declares the bearer scheme the paths' `security` refers to.
 struct BearerKeys;
@@ -74,7 +79,11 @@ impl Modify for BearerKeys {
 
 /// The document as served.
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    #[allow(unused_mut)] // merged into only with feature `webhooks`
+    let mut document = ApiDoc::openapi();
+    #[cfg(feature = "webhooks")]
+    document.merge(WebhooksDoc::openapi());
+    document
 }
 
 /// The document for routes a host nests under `prefix` (`""`: at the root): its server

@@ -54,6 +54,7 @@ impl BrokerTasks {
     /// Starts every job for `broker`, feeding `telemetry` (its metrics and its event
     /// hub: give the router the same one). Needs a Tokio runtime.
     pub fn spawn(broker: &Broker<dyn Store>, telemetry: &Telemetry, config: &TaskConfig) -> Self {
+        #[allow(unused_mut)] // one more job with feature `webhooks`
         let mut jobs = vec![
             (
                 "staleness watcher",

@@ -8,4 +8,5 @@ pub(crate) mod events;
 pub(crate) mod observe;
 pub(crate) mod probes;
 pub(crate) mod reads;
+#[cfg(feature = "webhooks")]
 pub(crate) mod webhooks;
