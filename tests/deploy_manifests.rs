@@ -6,10 +6,14 @@
 //! checked by `scripts/check-deploy`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
+use support::{Running, example, free_port};
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -39,19 +43,6 @@ fn of_kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind}"))
 }
 
-/// An example binary, built next to this test by `cargo test` / `cargo nextest`.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(binary.exists(), "{} is missing", binary.display());
-    binary
-}
-
 /// The environment variables a binary reads, from its `--help`: flags' `[env: NAME=]`
 /// and the "Environment only" list after the options (keys are never flags).
 fn env_names(binary: &Path) -> Vec<String> {
@@ -78,14 +69,6 @@ fn help(binary: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The status code of `GET path`, once something answers on `port` (10 s at most).
 fn status_of(port: u16, path: &str) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -108,15 +91,6 @@ fn status_of(port: u16, path: &str) -> u16 {
             "nothing answered GET {path} on {port}"
         );
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

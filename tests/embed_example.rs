@@ -4,32 +4,18 @@
 //! the broker's route labels unchanged by the prefix.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
+use support::{Running, example, free_port};
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 const ADMIN: &str = "brokkr_admin_Q7x2Lp9Vd4Mz8Rk1Tw6Yb3Nf5Hs0Jc2Gu7Ea9Kq1Po4";
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One HTTP/1.1 exchange: status and body.
 fn call(
@@ -88,13 +74,7 @@ fn started(port: u16) {
 
 #[test]
 fn the_host_and_the_broker_share_one_server_and_one_scrape() {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("examples/embed");
-    assert!(binary.exists(), "{} is missing", binary.display());
+    let binary = example("embed");
     let port = free_port();
     let _host = Running(
         Command::new(&binary)

@@ -65,6 +65,17 @@ async fn world() -> World {
 }
 
 impl World {
+    /// The agent's bare heartbeat.
+    async fn heartbeat(&self) -> StatusCode {
+        let heartbeat = Request::builder()
+            .method("POST")
+            .uri(format!("/api/v1/agents/{}/heartbeat", self.agent))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.key))
+            .body(Body::empty())
+            .unwrap();
+        self.app.clone().oneshot(heartbeat).await.unwrap().status()
+    }
+
     async fn report(&self, status: &str) -> StatusCode {
         let body = format!(
             r#"{{"deployment_objects":[{{"id":"{}","status":"{status}","checked_at":"{}",
@@ -213,16 +224,7 @@ async fn only_the_admin_may_listen() {
 #[tokio::test]
 async fn staleness_changes_are_published() {
     let w = world().await;
-    let heartbeat = Request::builder()
-        .method("POST")
-        .uri(format!("/api/v1/agents/{}/heartbeat", w.agent))
-        .header(header::AUTHORIZATION, format!("Bearer {}", w.key))
-        .body(Body::empty())
-        .unwrap();
-    assert_eq!(
-        w.app.clone().oneshot(heartbeat).await.unwrap().status(),
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(w.heartbeat().await, StatusCode::NO_CONTENT);
     // Two replicas watch: each change is still one event.
     let watches = [
         spawn_staleness_watch(w.broker.clone(), Duration::from_millis(10)),
@@ -343,16 +345,7 @@ async fn closing_the_hub_ends_open_streams() {
 async fn broker_tasks_start_and_stop_together() {
     use brokkr_http::tasks::{BrokerTasks, TaskConfig};
     let w = world().await;
-    let heartbeat = Request::builder()
-        .method("POST")
-        .uri(format!("/api/v1/agents/{}/heartbeat", w.agent))
-        .header(header::AUTHORIZATION, format!("Bearer {}", w.key))
-        .body(Body::empty())
-        .unwrap();
-    assert_eq!(
-        w.app.clone().oneshot(heartbeat).await.unwrap().status(),
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(w.heartbeat().await, StatusCode::NO_CONTENT);
     let config = TaskConfig {
         staleness_every: Duration::from_millis(10),
         cleanup_every: Duration::from_millis(10),
@@ -365,20 +358,29 @@ async fn broker_tasks_start_and_stop_together() {
         tasks.names()
     );
     assert!(tasks.names().contains(&"cleanup"));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Many passes (every 10 ms) learn the agent is fresh.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     w.clock.advance(chrono::Duration::seconds(120));
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    // The watcher ran: the agent's change to stale is in the outbox.
     let stale = |events: Vec<FleetEvent>| {
         events
             .into_iter()
             .filter(|e| matches!(e, FleetEvent::AgentStalenessChanged { .. }))
             .count()
     };
+    // The watcher runs: the agent's change to stale reaches the outbox (however loaded
+    // the machine, within 10 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stale(w.stored_events().await) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(stale(w.stored_events().await), 1);
     tasks.shutdown().await;
-    // Stopped: a later change is no longer announced.
+    // Stopped: a later change is no longer announced, however many passes would have run.
     w.clock.advance(chrono::Duration::seconds(300));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(stale(w.stored_events().await), 1);
 }
