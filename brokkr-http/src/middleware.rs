@@ -8,7 +8,10 @@ use crate::metrics;
 use crate::problem::ApiError;
 
 /// The broker's own route template in a matched path: whatever prefix a host nested the
-/// routers under is left out, so metric labels are the same everywhere.
+/// routers under is left out, so metric labels are the same everywhere. The broker's
+/// template is always the end of the matched path and starts at one of its roots; its
+/// own templates contain no second root, so the last root found starts it (a host
+/// prefix such as `/docs/brokkr` or `/api/v1/fleet` is not mistaken for it).
 fn own_template(matched: &str) -> &str {
     const ROOTS: [&str; 6] = [
         "/api/v1",
@@ -21,12 +24,16 @@ fn own_template(matched: &str) -> &str {
     ROOTS
         .iter()
         .filter_map(|root| {
-            matched.match_indices(root).map(|(i, _)| i).find(|&i| {
-                let rest = &matched[i + root.len()..];
-                rest.is_empty() || rest.starts_with('/') || rest.starts_with('.')
-            })
+            matched
+                .match_indices(root)
+                .map(|(i, _)| i)
+                .filter(|&i| {
+                    let rest = &matched[i + root.len()..];
+                    rest.is_empty() || rest.starts_with('/') || rest.starts_with('.')
+                })
+                .last()
         })
-        .min()
+        .max()
         .map_or(matched, |i| &matched[i..])
 }
 
@@ -186,4 +193,31 @@ pub(crate) async fn method_not_allowed() -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED,
         "method not allowed on this route",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_template;
+
+    #[test]
+    fn route_labels_leave_the_host_prefix_out() {
+        for (matched, label) in [
+            (
+                "/api/v1/agents/{id}/heartbeat",
+                "/api/v1/agents/{id}/heartbeat",
+            ),
+            (
+                "/brokkr/api/v1/agents/{id}/heartbeat",
+                "/api/v1/agents/{id}/heartbeat",
+            ),
+            ("/docs/brokkr/api/v1/fleet/summary", "/api/v1/fleet/summary"),
+            ("/api/v1/tools/api/v1/events", "/api/v1/events"),
+            ("/brokkr/metrics.json", "/metrics.json"),
+            ("/ops/readyz", "/readyz"),
+            ("/brokkr/docs/{*rest}", "/docs/{*rest}"),
+            ("/host/own/route", "/host/own/route"),
+        ] {
+            assert_eq!(own_template(matched), label, "{matched}");
+        }
+    }
 }
