@@ -127,11 +127,9 @@ async fn run() -> Result<(), Failure> {
 #[cfg(feature = "k8s")]
 async fn real_cluster(client: Client, config: AgentConfig, args: &Args) -> Result<(), Failure> {
     use brokkr::k8s::{KubeApplier, KubeApplierConfig, KubeProbe, KubeProbeConfig};
-    let kube = brokkr::k8s::kube::Client::try_default()
-        .await
-        .map_err(|e| {
-            format!("no Kubernetes cluster: {e} (set KUBECONFIG, run in a pod, or pass --simulate)")
-        })?;
+    let kube = brokkr::k8s::connect().await.map_err(|e| {
+        format!("no Kubernetes cluster: {e} (set KUBECONFIG, run in a pod, or pass --simulate)")
+    })?;
     let probe = KubeProbe::new(kube.clone(), KubeProbeConfig::default());
     let applier = Arc::new(KubeApplier::new(kube, KubeApplierConfig::default()));
     let agent = Agent::new(probe, client, SystemClock, config)?.with_applier(applier);

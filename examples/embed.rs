@@ -138,8 +138,8 @@ async fn run() -> Result<(), Failure> {
         .route("/metrics", get(scrape))
         .fallback(|| async { (StatusCode::NOT_FOUND, "the host knows no such page\n") })
         .with_state(host)
-        // The broker's API and documentation under the prefix, its probes beside the
-        // host's (the host decides where each part goes; /metrics stays the host's).
+        // The broker's API, documentation and probes under the prefix (the host decides
+        // where each part goes; /metrics stays the host's, so `observe` is left out).
         .nest(PREFIX, parts.api.merge(parts.docs).merge(parts.probes));
 
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -58,7 +58,7 @@ pub use brokkr_agent::{Agent, AgentConfig};
 pub use brokkr_client::Client;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub use brokkr_http::{BrokerTasks, router};
+pub use brokkr_http::{BrokerTasks, HttpConfig, Routers, TaskConfig, router, router_with, routers};
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub use brokkr_store_memory::MemoryStore;

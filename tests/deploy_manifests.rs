@@ -337,3 +337,17 @@ fn the_prometheus_rule_carries_exactly_the_rule_files() {
         "run scripts/gen-prometheus-rule"
     );
 }
+
+#[test]
+fn broker_and_agent_declare_the_same_namespace() {
+    // Both sides in one cluster (a management cluster that also runs an agent) apply
+    // both Namespaces: the last applied must not relabel the first.
+    let broker = one("deploy/broker/namespace.yaml");
+    let agent = yaml_docs("deploy/agent/agent.yaml");
+    let agent_ns = of_kind(&agent, "Namespace");
+    assert_eq!(&broker, agent_ns);
+    assert_eq!(
+        broker["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+}

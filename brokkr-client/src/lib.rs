@@ -45,7 +45,10 @@ pub enum ClientError {
     },
     /// The HTTP client could not be set up (TLS roots, say).
     #[error("HTTP client setup failed: {0}")]
-    Setup(String),
+    Setup(#[source] reqwest::Error),
+    /// A setting is out of range.
+    #[error("invalid client setting: {0}")]
+    InvalidSetting(&'static str),
 }
 
 /// Where the broker is, who the agent is, and how patient to be.
@@ -128,7 +131,9 @@ impl Client {
             return Err(bad("scheme must be http or https"));
         }
         if config.max_attempts == 0 {
-            return Err(ClientError::Setup("max_attempts must be at least 1".into()));
+            return Err(ClientError::InvalidSetting(
+                "max_attempts must be at least 1",
+            ));
         }
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
@@ -138,7 +143,7 @@ impl Client {
             .pool_idle_timeout(std::time::Duration::from_secs(5))
             .user_agent(concat!("brokkr-agent/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ClientError::Setup(e.to_string()))?;
+            .map_err(ClientError::Setup)?;
         Ok(Self {
             http,
             api: format!("{base}/api/v1"),

@@ -37,11 +37,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
+use axum::routing::get;
 use brokkr_core::broker::Broker;
 use brokkr_core::store::Store;
 use tower::ServiceBuilder;
-use tower::limit::ConcurrencyLimitLayer;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -52,7 +52,7 @@ use crate::middleware::{
     problem_for_bare_errors, request_span,
 };
 use crate::problem::ApiError;
-use crate::routes::{agent, catalog, diagnostics, probes, reads};
+use crate::routes::probes;
 
 /// State shared by every handler.
 #[derive(Clone)]
@@ -77,7 +77,8 @@ pub struct HttpConfig {
     pub large_body_limit: usize,
     /// Longest a request may take (30 s); then 408.
     pub request_timeout: Duration,
-    /// Requests served at once; more wait.
+    /// Requests served at once by all of the broker's routes together (the probes
+    /// aside); more wait.
     pub concurrency_limit: usize,
     /// Failed-authentication limits per address (429 beyond them).
     pub auth_limits: ratelimit::AuthLimits,
@@ -116,11 +117,7 @@ pub fn router_with(
     telemetry: metrics::Telemetry,
 ) -> Router {
     let parts = routers(broker, config, telemetry, "");
-    let fallback = parts.layered(
-        Router::new()
-            .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed),
-    );
+    let fallback = parts.layered(Router::new().fallback(not_found));
     Router::new()
         .merge(parts.api)
         .merge(parts.observe)
@@ -148,6 +145,8 @@ pub struct Routers {
     pub docs: Router,
     state: AppState,
     config: HttpConfig,
+    /// One bound for every part, so `concurrency_limit` holds across them.
+    concurrency: GlobalConcurrencyLimitLayer,
 }
 
 impl std::fmt::Debug for Routers {
@@ -176,84 +175,7 @@ pub fn routers(
         telemetry,
         metrics_json: config.metrics_json,
     };
-    let large = DefaultBodyLimit::max(config.large_body_limit);
-    let api = Router::new()
-        .route(
-            "/agents",
-            post(catalog::register_agent).get(catalog::list_agents),
-        )
-        .route(
-            "/agents/{id}",
-            get(catalog::get_agent).delete(catalog::delete_agent),
-        )
-        .route(
-            "/agents/{id}/pak",
-            post(catalog::rotate_pak).delete(catalog::revoke_pak),
-        )
-        .route("/agents/{id}/targets", post(catalog::target))
-        .route("/agents/{id}/heartbeat", post(agent::heartbeat))
-        .route("/agents/{id}/target-state", get(agent::target_state))
-        .route(
-            "/agents/{id}/deployment-status",
-            post(agent::deployment_status),
-        )
-        .route("/agents/{id}/health-status", patch(agent::health_status))
-        .route("/agents/{id}/health", get(reads::agent_health))
-        .route(
-            "/agents/{id}/operational-status",
-            get(reads::operational_status),
-        )
-        .route("/agents/{id}/queue-status", get(reads::queue_status))
-        .route(
-            "/agents/{id}/work-orders/pending",
-            get(agent::pending_work_orders),
-        )
-        .route(
-            "/agents/{id}/diagnostics/pending",
-            get(diagnostics::pending),
-        )
-        .route("/stacks", post(catalog::create_stack))
-        .route(
-            "/stacks/{id}/deployment-objects",
-            post(catalog::add_deployment_object).layer(large),
-        )
-        .route("/stacks/{id}/health", get(reads::stack_health))
-        .route(
-            "/deployment-objects/{id}",
-            get(catalog::get_deployment_object),
-        )
-        .route("/deployment-objects/{id}/health", get(reads::object_health))
-        .route(
-            "/deployment-objects/{id}/diagnostics",
-            post(diagnostics::request),
-        )
-        .route("/work-orders", post(agent::create_work_order))
-        .route("/work-orders/{id}/claim", post(agent::claim_work_order))
-        .route(
-            "/work-orders/{id}/complete",
-            post(agent::complete_work_order),
-        )
-        .route("/fleet/summary", get(reads::fleet_summary))
-        .route("/events", get(routes::events::stream_events))
-        .route("/diagnostics/{id}", get(diagnostics::get))
-        .route("/diagnostics/{id}/claim", post(diagnostics::claim))
-        .route(
-            "/diagnostics/{id}/result",
-            post(diagnostics::result).layer(large),
-        );
-
-    // Subscriptions only where something delivers them (feature `webhooks`): accepting
-    // one that is never delivered would lose events silently.
-    #[cfg(feature = "webhooks")]
-    let api = api
-        .route(
-            "/webhooks",
-            post(routes::webhooks::register).get(routes::webhooks::list),
-        )
-        .route(
-            "/webhooks/{id}",
-            axum::routing::delete(routes::webhooks::remove),
-        );
+    let (api, _) = routes::api(DefaultBodyLimit::max(config.large_body_limit)).split_for_parts();
     let mut parts = Routers {
         api: Router::new(),
         probes: Router::new(),
@@ -261,23 +183,21 @@ pub fn routers(
         docs: Router::new(),
         state,
         config: config.clone(),
+        concurrency: GlobalConcurrencyLimitLayer::new(config.concurrency_limit),
     };
-    parts.api = parts.layered(
-        Router::new()
-            .nest("/api/v1", api)
-            .method_not_allowed_fallback(method_not_allowed),
-    );
+    parts.api = parts.layered(api);
     parts.observe = parts.layered(
         Router::new()
             .route("/metrics", get(routes::observe::metrics))
             .route("/metrics.json", get(routes::observe::snapshot)),
     );
-    parts.docs = parts.layered(Router::new().merge(openapi::swagger(prefix)));
+    parts.docs = parts.layered(openapi::swagger(prefix));
     // The probes stay outside the concurrency limit and the request timeout: a broker
     // busy with a backlog of agent calls must still answer its orchestrator.
     parts.probes = Router::new()
         .route("/livez", get(probes::livez))
         .route("/readyz", get(probes::readyz))
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(parts.state.clone())
         .layer(axum::middleware::from_fn(note_route))
         .layer(axum::middleware::from_fn_with_state(
@@ -288,10 +208,12 @@ pub fn routers(
 }
 
 impl Routers {
-    /// `router` with the broker's state and every layer of the API applied.
+    /// `router` with the broker's state and every layer of the API applied; a known
+    /// path asked with the wrong method answers 405 problem+json.
     fn layered(&self, router: Router<AppState>) -> Router {
         let config = &self.config;
         router
+            .method_not_allowed_fallback(method_not_allowed)
             .with_state(self.state.clone())
             .layer(axum::middleware::from_fn(note_route))
             .layer(
@@ -311,7 +233,7 @@ impl Routers {
                         StatusCode::REQUEST_TIMEOUT,
                         config.request_timeout,
                     ))
-                    .layer(ConcurrencyLimitLayer::new(config.concurrency_limit))
+                    .layer(self.concurrency.clone())
                     .layer(DefaultBodyLimit::max(config.body_limit)),
             )
             // Outermost: sees what the client sees, panics (500) and timeouts included.

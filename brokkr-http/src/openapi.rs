@@ -1,14 +1,10 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations and the types'
-//! `ToSchema` derives, served at `/openapi.json` with Swagger UI at `/docs`.
+//! The OpenAPI 3.1 document, generated from the handlers' annotations (collected with
+//! their routes in `routes::api`) and the types' `ToSchema` derives, served at `/openapi.json` with Swagger UI at `/docs`.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-#[cfg(feature = "webhooks")]
-use crate::routes::webhooks;
-use crate::routes::{agent, catalog, diagnostics, events, reads};
-
-/// The document.
+/// The document's info and security scheme; the operations are added by [`document`].
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -16,47 +12,9 @@ use crate::routes::{agent, catalog, diagnostics, events, reads};
         description = "Fleet health for multi-cluster Kubernetes: agents report, operators ask. \
                        Errors are application/problem+json.",
     ),
-    paths(
-        catalog::register_agent,
-        catalog::list_agents,
-        catalog::get_agent,
-        catalog::delete_agent,
-        catalog::rotate_pak,
-        catalog::revoke_pak,
-        catalog::create_stack,
-        catalog::add_deployment_object,
-        catalog::get_deployment_object,
-        catalog::target,
-        agent::heartbeat,
-        agent::target_state,
-        agent::deployment_status,
-        agent::health_status,
-        agent::pending_work_orders,
-        agent::create_work_order,
-        agent::claim_work_order,
-        agent::complete_work_order,
-        reads::object_health,
-        reads::stack_health,
-        reads::agent_health,
-        reads::operational_status,
-        reads::queue_status,
-        reads::fleet_summary,
-        diagnostics::request,
-        diagnostics::get,
-        diagnostics::pending,
-        diagnostics::claim,
-        diagnostics::result,
-        events::stream_events,
-    ),
     modifiers(&BearerKeys),
 )]
 pub struct ApiDoc;
-
-/// The webhook subscription routes (feature `webhooks`), merged into [`ApiDoc`].
-#[cfg(feature = "webhooks")]
-#[derive(OpenApi)]
-#[openapi(paths(webhooks::register, webhooks::list, webhooks::remove))]
-struct WebhooksDoc;
 
 /// Declares the bearer scheme the paths' `security` refers to.
 struct BearerKeys;
@@ -77,13 +35,14 @@ impl Modify for BearerKeys {
     }
 }
 
-/// The document as served.
+/// The document as served: the info and security scheme of [`ApiDoc`] plus every
+/// operation the routes declare (each handler's `#[utoipa::path]`, registered once
+/// with its route).
 pub fn document() -> utoipa::openapi::OpenApi {
-    #[allow(unused_mut)] // merged into only with feature `webhooks`
-    let mut document = ApiDoc::openapi();
-    #[cfg(feature = "webhooks")]
-    document.merge(WebhooksDoc::openapi());
-    document
+    let large = axum::extract::DefaultBodyLimit::disable();
+    utoipa_axum::router::OpenApiRouter::<crate::AppState>::with_openapi(ApiDoc::openapi())
+        .merge(crate::routes::api(large))
+        .into_openapi()
 }
 
 /// The document for routes a host nests under `prefix` (`""`: at the root): its server
@@ -99,9 +58,65 @@ pub fn document_under(prefix: &str) -> utoipa::openapi::OpenApi {
 }
 
 /// `/openapi.json` and Swagger UI at `/docs/`. The UI loads the document from a relative
-/// URL, so it works wherever the host nests it.
-pub(crate) fn swagger(prefix: &str) -> utoipa_swagger_ui::SwaggerUi {
-    utoipa_swagger_ui::SwaggerUi::new("/docs")
-        .url("/openapi.json", document_under(prefix))
-        .config(utoipa_swagger_ui::Config::new(["../openapi.json"]))
+/// URL and `/docs` redirects relatively to `docs/`, so both work wherever the host nests
+/// them (Swagger UI's own router redirects to the absolute `/docs/`, which under a
+/// prefix leaves the broker).
+pub(crate) fn swagger<S: Clone + Send + Sync + 'static>(prefix: &str) -> axum::Router<S> {
+    use axum::routing::get;
+    let document = std::sync::Arc::new(document_under(prefix));
+    let config = std::sync::Arc::new(utoipa_swagger_ui::Config::new(["../openapi.json"]));
+    let page = {
+        let config = config.clone();
+        move |tail: Option<axum::extract::Path<String>>| {
+            let config = config.clone();
+            async move { swagger_file(tail.map(|t| t.0).as_deref().unwrap_or(""), config) }
+        }
+    };
+    axum::Router::new()
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { axum::Json(document) }
+            }),
+        )
+        .route(
+            "/docs",
+            get(|| async { axum::response::Redirect::permanent("docs/") }),
+        )
+        .route("/docs/", get(page.clone()))
+        .route("/docs/{*rest}", get(page))
+}
+
+/// One file of the vendored Swagger UI, its initializer pointed at our document.
+fn swagger_file(
+    path: &str,
+    config: std::sync::Arc<utoipa_swagger_ui::Config<'static>>,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    match utoipa_swagger_ui::serve(path, config) {
+        Ok(Some(file)) => {
+            let mut response = (
+                [(header::CONTENT_TYPE, file.content_type)],
+                file.bytes.into_owned(),
+            )
+                .into_response();
+            if file.gzpipped {
+                response.headers_mut().insert(
+                    header::CONTENT_ENCODING,
+                    header::HeaderValue::from_static("gzip"),
+                );
+            }
+            response
+        }
+        Ok(None) => {
+            crate::problem::ApiError::new(StatusCode::NOT_FOUND, "no such page").into_response()
+        }
+        Err(error) => {
+            tracing::warn!(%error, "Swagger UI file");
+            crate::problem::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                .into_response()
+        }
+    }
 }

@@ -19,8 +19,11 @@ use tokio::task::JoinHandle;
 
 use crate::metrics::{self, Telemetry};
 
-/// How often the jobs run.
+/// How often the jobs run. Start from `TaskConfig::default()` and set fields: the struct
+/// is non-exhaustive, so enabling feature `webhooks` (which adds a field) never breaks a
+/// build.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TaskConfig {
     /// Between staleness passes (15 s).
     pub staleness_every: Duration,
@@ -42,7 +45,8 @@ impl Default for TaskConfig {
     }
 }
 
-/// The running jobs of one broker process. Dropping it stops them too; `shutdown`
+/// The running jobs of one broker process. Dropping it stops them too, as `shutdown`
+/// does (the event relay and open event streams included), without waiting; `shutdown`
 /// also waits until they have ended.
 #[derive(Debug)]
 pub struct BrokerTasks {
@@ -109,6 +113,7 @@ impl BrokerTasks {
 
 impl Drop for BrokerTasks {
     fn drop(&mut self) {
+        self.telemetry.events.close();
         for (_, job) in &self.jobs {
             job.abort();
         }

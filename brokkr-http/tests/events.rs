@@ -346,11 +346,9 @@ async fn broker_tasks_start_and_stop_together() {
     use brokkr_http::tasks::{BrokerTasks, TaskConfig};
     let w = world().await;
     assert_eq!(w.heartbeat().await, StatusCode::NO_CONTENT);
-    let config = TaskConfig {
-        staleness_every: Duration::from_millis(10),
-        cleanup_every: Duration::from_millis(10),
-        ..TaskConfig::default()
-    };
+    let mut config = TaskConfig::default();
+    config.staleness_every = Duration::from_millis(10);
+    config.cleanup_every = Duration::from_millis(10);
     let tasks = BrokerTasks::spawn(&w.broker, &w.telemetry, &config);
     assert!(
         tasks.names().contains(&"staleness watcher"),

@@ -573,4 +573,42 @@ async fn every_route_answers_as_documented() {
         .await
         .unwrap();
     assert_eq!(docs.status(), StatusCode::OK, "Swagger UI is served");
+    let initializer = c
+        .router
+        .clone()
+        .oneshot(
+            Request::get("/docs/swagger-initializer.js")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(initializer.status(), StatusCode::OK);
+    let script = axum::body::to_bytes(initializer.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&script).contains("../openapi.json"),
+        "the UI loads the document relatively"
+    );
+    // Relative, so a host's prefix stays in the browser's URL.
+    let bare = c
+        .router
+        .clone()
+        .oneshot(Request::get("/docs").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert!(bare.status().is_redirection(), "{}", bare.status());
+    assert_eq!(bare.headers()["location"], "docs/");
+    let missing = c
+        .router
+        .clone()
+        .oneshot(
+            Request::get("/docs/no-such-file.js")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }

@@ -567,6 +567,11 @@ async fn bad_requests_are_problems_never_server_errors() {
         .call(Method::DELETE, "/api/v1/stacks", Some(ADMIN), None)
         .await;
     assert_problem(&wrong_method, StatusCode::METHOD_NOT_ALLOWED);
+    // Outside the API too: every part of the router answers a wrong method alike.
+    for path in ["/metrics", "/livez", "/openapi.json"] {
+        let wrong = api.call(Method::DELETE, path, Some(ADMIN), None).await;
+        assert_problem(&wrong, StatusCode::METHOD_NOT_ALLOWED);
+    }
     let limit = api
         .call(Method::GET, "/api/v1/agents?limit=501", Some(ADMIN), None)
         .await;

@@ -9,7 +9,7 @@ use brokkr_core::probe::{ApplyError, ProbeError};
 pub enum Error {
     /// No kubeconfig and not in a cluster, or the config is unusable.
     #[error("cannot configure the Kubernetes client: {0}")]
-    Config(String),
+    Config(#[source] kube::Error),
 }
 
 /// `Result` of this crate.

@@ -6,7 +6,7 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use brokkr_k8s::{KubeApplier, KubeApplierConfig, KubeProbe, KubeProbeConfig};
-//! let client = kube::Client::try_default().await?; // kubeconfig or in-cluster
+//! let client = brokkr_k8s::connect().await?; // kubeconfig or in-cluster
 //! let probe = KubeProbe::new(client.clone(), KubeProbeConfig::default());
 //! let applier = KubeApplier::new(client, KubeApplierConfig::default());
 //! # Ok(()) }
@@ -26,3 +26,12 @@ pub use error::{Error, Result};
 /// The kube client this crate is built on, for callers that make the `Client`.
 pub use kube;
 pub use probe::{KubeProbe, KubeProbeConfig, OBJECT_LABEL};
+
+/// A client for the cluster this process runs in, or the one `KUBECONFIG` (or
+/// `~/.kube/config`) names.
+///
+/// # Errors
+/// [`Error::Config`] when there is neither, or the configuration is unusable.
+pub async fn connect() -> Result<kube::Client> {
+    kube::Client::try_default().await.map_err(Error::Config)
+}

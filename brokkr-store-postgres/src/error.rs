@@ -7,7 +7,7 @@ use brokkr_core::Error;
 pub enum PgStoreError {
     /// The connection URL or settings are unusable.
     #[error("invalid database configuration: {0}")]
-    Config(String),
+    Config(#[source] sqlx::Error),
     /// A query failed.
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),

@@ -76,9 +76,7 @@ impl PgStore {
     /// Connects to `url` (a `postgres://` URL) and, unless `options.migrate` is off,
     /// applies the migrations.
     pub async fn connect(url: &str, options: &PgStoreOptions) -> Result<Self, PgStoreError> {
-        let connect: PgConnectOptions = url
-            .parse()
-            .map_err(|e: sqlx::Error| PgStoreError::Config(e.to_string()))?;
+        let connect: PgConnectOptions = url.parse().map_err(PgStoreError::Config)?;
         let timeout_ms = options.statement_timeout.as_millis().to_string();
         let connect = connect.options([("statement_timeout", timeout_ms.as_str())]);
         let pool = PgPoolOptions::new()

@@ -11,6 +11,8 @@ use brokkr_core::model::{HealthReport, Heartbeat, NewWorkOrder, WorkOrder};
 use crate::AppState;
 use crate::extract::{ApiJson, ApiPath, Caller, OptionalJson};
 use crate::problem::{ApiError, ErrorResponses, Problem};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 #[allow(unused_imports)]
 use uuid::Uuid;
 
@@ -195,4 +197,18 @@ pub(crate) async fn complete_work_order(
             .complete_work_order(&who, id, body.success)
             .await?,
     ))
+}
+
+/// The agent's calls and the work-order routes, each declared once: path, method and
+/// OpenAPI operation all come from the handler's `#[utoipa::path]`.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(heartbeat))
+        .routes(routes!(target_state))
+        .routes(routes!(deployment_status))
+        .routes(routes!(health_status))
+        .routes(routes!(pending_work_orders))
+        .routes(routes!(create_work_order))
+        .routes(routes!(claim_work_order))
+        .routes(routes!(complete_work_order))
 }

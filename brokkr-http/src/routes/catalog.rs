@@ -18,6 +18,9 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::problem::{ApiError, ErrorResponses, Problem};
+use crate::routes::with_body_limit;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// `POST /agents` answer: the agent and its key, shown this once.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -316,4 +319,17 @@ pub(crate) async fn target(
         StatusCode::CREATED,
         Json(state.broker.target(&who, agent, new).await?),
     ))
+}
+
+/// Agents, keys, stacks, deployment objects and targets. `large` is the body limit of
+/// deployment object uploads.
+pub(crate) fn routes(large: axum::extract::DefaultBodyLimit) -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(register_agent, list_agents))
+        .routes(routes!(get_agent, delete_agent))
+        .routes(routes!(rotate_pak, revoke_pak))
+        .routes(routes!(target))
+        .routes(routes!(create_stack))
+        .routes(with_body_limit(routes!(add_deployment_object), large))
+        .routes(routes!(get_deployment_object))
 }

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::extract::{ApiJson, ApiPath, Caller, OptionalJson};
 use crate::problem::{ApiError, ErrorResponses, Problem};
+use crate::routes::with_body_limit;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 #[allow(unused_imports)]
 use uuid::Uuid;
 
@@ -265,4 +268,15 @@ pub(crate) async fn result(
             stored,
         }),
     ))
+}
+
+/// On-demand diagnostics: request, read, and the owning agent's claim and result.
+/// `large` is the body limit of results.
+pub(crate) fn routes(large: axum::extract::DefaultBodyLimit) -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(request))
+        .routes(routes!(get))
+        .routes(routes!(pending))
+        .routes(routes!(claim))
+        .routes(with_body_limit(routes!(result), large))
 }

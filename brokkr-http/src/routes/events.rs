@@ -13,6 +13,8 @@ use crate::AppState;
 use crate::events::Numbered;
 use crate::extract::Caller;
 use crate::problem::{ApiError, ErrorResponses};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 fn sse(numbered: &Numbered) -> Event {
     let event = Event::default()
@@ -95,4 +97,9 @@ pub(crate) async fn stream_events(
     // Ends when the hub closes, so open streams never hold up a shutdown.
     let events = stream::iter(head).chain(live).take_until(closed);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// The live event stream.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(stream_events))
 }

@@ -11,6 +11,8 @@ use brokkr_core::ids::{AgentId, DeploymentObjectId, StackId};
 use crate::AppState;
 use crate::extract::{ApiPath, Caller};
 use crate::problem::{ApiError, ErrorResponses};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 #[allow(unused_imports)]
 use uuid::Uuid;
 
@@ -126,4 +128,15 @@ pub(crate) async fn fleet_summary(
     let summary = state.broker.fleet_summary(&who).await?;
     state.telemetry.fleet_snapshot.reading(&state.broker);
     Ok(Json(summary))
+}
+
+/// Health and fleet reads.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(object_health))
+        .routes(routes!(stack_health))
+        .routes(routes!(agent_health))
+        .routes(routes!(operational_status))
+        .routes(routes!(queue_status))
+        .routes(routes!(fleet_summary))
 }

@@ -12,6 +12,8 @@ use serde::Serialize;
 use crate::AppState;
 use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::problem::{ApiError, ErrorResponses};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[utoipa::path(
     post,
@@ -85,4 +87,11 @@ pub(crate) async fn remove(
         .webhooks_changed
         .fetch_add(1, Ordering::AcqRel);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Webhook subscriptions.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(register, list))
+        .routes(routes!(remove))
 }
