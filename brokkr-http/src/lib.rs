@@ -102,8 +102,9 @@ impl Default for HttpConfig {
 
 /// The API routes (under `/api/v1`), the probes, the metrics and the documentation in
 /// one router, with a problem+json fallback: what the example broker serves. The
-/// metrics registry holds only the broker's families.
-pub fn router(broker: Broker<dyn Store>, config: &HttpConfig) -> Router {
+/// metrics registry holds only the broker's families. `broker` is a `Broker<dyn Store>`
+/// or a typed `Broker<S>` (the same broker: one key cache, see [`Broker::into_dyn`]).
+pub fn router(broker: impl Into<Broker<dyn Store>>, config: &HttpConfig) -> Router {
     router_with(broker, config, metrics::Telemetry::new_default())
 }
 
@@ -112,7 +113,7 @@ pub fn router(broker: Broker<dyn Store>, config: &HttpConfig) -> Router {
 /// [`MeteredStore`](brokkr_core::store::MeteredStore) with `telemetry.metrics` to get
 /// store operation latencies.
 pub fn router_with(
-    broker: Broker<dyn Store>,
+    broker: impl Into<Broker<dyn Store>>,
     config: &HttpConfig,
     telemetry: metrics::Telemetry,
 ) -> Router {
@@ -159,11 +160,12 @@ impl std::fmt::Debug for Routers {
 /// the root, `"/brokkr"` for `host.nest("/brokkr", ...)`): the OpenAPI document and
 /// Swagger UI point there.
 pub fn routers(
-    broker: Broker<dyn Store>,
+    broker: impl Into<Broker<dyn Store>>,
     config: &HttpConfig,
     telemetry: metrics::Telemetry,
     prefix: &str,
 ) -> Routers {
+    let broker = broker.into();
     // The relay feeds /api/v1/events from the outbox; without a runtime here, the first
     // subscriber starts it.
     if tokio::runtime::Handle::try_current().is_ok() {

@@ -1007,3 +1007,48 @@ async fn repeated_bad_keys_are_slowed_down() {
         .await;
     assert_problem(&none, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_typed_broker_serves_with_the_same_key_cache() {
+    // A host holding `Broker<MemoryStore>` gives it to the router as it is; a key it
+    // rotates through its typed handle stops working over HTTP at once.
+    let broker = Broker::new(
+        Arc::new(MemoryStore::new()),
+        Arc::new(SystemClock),
+        hash_pak(ADMIN),
+        BrokerConfig::default(),
+    )
+    .unwrap();
+    let api = Api {
+        router: router(broker.clone(), &HttpConfig::default()),
+    };
+    let registered = api
+        .call(
+            Method::POST,
+            "/api/v1/agents",
+            Some(ADMIN),
+            Some(json!({"name": "typed", "cluster_name": "c"})),
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{:?}",
+        registered.body
+    );
+    let id = registered.body["id"].as_str().unwrap().to_owned();
+    let key = registered.body["pak"].as_str().unwrap().to_owned();
+    let heartbeat = format!("/api/v1/agents/{id}/heartbeat");
+    let beat = api.call(Method::POST, &heartbeat, Some(&key), None).await;
+    assert_eq!(beat.status, StatusCode::NO_CONTENT, "the key is cached now");
+    broker
+        .rotate_pak(&brokkr_core::auth::Principal::Admin, id.parse().unwrap())
+        .await
+        .unwrap();
+    let stale = api.call(Method::POST, &heartbeat, Some(&key), None).await;
+    assert_eq!(
+        stale.status,
+        StatusCode::UNAUTHORIZED,
+        "one cache, told of the rotation"
+    );
+}

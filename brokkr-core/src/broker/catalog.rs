@@ -22,7 +22,7 @@ impl<S: Store + ?Sized> Broker<S> {
         let last = live.and_then(|l| l.last_heartbeat_at);
         AgentView {
             agent,
-            staleness: self.inner.config.staleness.classify(last, now),
+            staleness: self.inner.shared.config.staleness.classify(last, now),
             last_heartbeat_at: last,
         }
     }
@@ -90,7 +90,7 @@ impl<S: Store + ?Sized> Broker<S> {
     pub async fn create_stack(&self, who: &Principal, new: NewStack) -> Result<Stack> {
         who.require_admin()?;
         let now = self.now();
-        new.validate(now, &self.inner.config.limits)?;
+        new.validate(now, &self.inner.shared.config.limits)?;
         let stack = new.into_stack(now);
         self.store_ref().insert_stack(&stack).await?;
         Ok(stack)
@@ -106,7 +106,7 @@ impl<S: Store + ?Sized> Broker<S> {
     ) -> Result<DeploymentObject> {
         who.require_admin()?;
         let now = self.now();
-        new.validate(now, &self.inner.config.limits)?;
+        new.validate(now, &self.inner.shared.config.limits)?;
         let object = DeploymentObject {
             id: DeploymentObjectId::new(),
             stack_id: stack,

@@ -12,7 +12,7 @@ impl<S: Store + ?Sized> Broker<S> {
     pub async fn register_agent(&self, who: &Principal, new: NewAgent) -> Result<RegisteredAgent> {
         who.require_admin()?;
         let now = self.now();
-        new.validate(now, &self.inner.config.limits)?;
+        new.validate(now, &self.inner.shared.config.limits)?;
         let pak = Pak::generate(Role::Agent)?;
         let agent = new.into_agent(now);
         self.store_ref().insert_agent(&agent, &pak.hash()).await?;
@@ -24,7 +24,7 @@ impl<S: Store + ?Sized> Broker<S> {
         who.require_admin()?;
         let deleted = self.store_ref().delete_agent(id).await;
         // Whatever the store answered: an error may come after the commit.
-        self.inner.keys.forget_agent(id);
+        self.inner.shared.keys.forget_agent(id);
         if deleted? {
             Ok(())
         } else {
@@ -41,7 +41,7 @@ impl<S: Store + ?Sized> Broker<S> {
         // After the store call, whatever it answered (an error may come after the
         // commit); a lookup of the old key under way cannot put it back, the
         // generation moved on.
-        self.inner.keys.forget_agent(id);
+        self.inner.shared.keys.forget_agent(id);
         replaced?;
         Ok(pak)
     }
@@ -50,7 +50,7 @@ impl<S: Store + ?Sized> Broker<S> {
     pub async fn revoke_pak(&self, who: &Principal, id: AgentId) -> Result<()> {
         who.require_admin()?;
         let revoked = self.store_ref().replace_pak(id, None).await;
-        self.inner.keys.forget_agent(id);
+        self.inner.shared.keys.forget_agent(id);
         revoked
     }
 }

@@ -45,7 +45,7 @@ impl<S: Store + ?Sized> Broker<S> {
                     object.id,
                     a,
                     requested_by,
-                    &self.inner.config.diagnostics,
+                    &self.inner.shared.config.diagnostics,
                     now,
                 )
             })
@@ -116,7 +116,7 @@ impl<S: Store + ?Sized> Broker<S> {
             ));
         };
         let now = self.now();
-        outcome.validate(now, &self.inner.config.limits)?;
+        outcome.validate(now, &self.inner.shared.config.limits)?;
         let outcome = outcome.redacted();
         self.store_ref()
             .store_diagnostic_result(id, agent, &outcome, now)

@@ -16,7 +16,7 @@ impl<S: Store + ?Sized> Broker<S> {
     pub async fn fleet_summary(&self, who: &Principal) -> Result<FleetSummary> {
         who.require_admin()?;
         let now = self.now();
-        let max_age = self.inner.config.fleet_snapshot_max_age;
+        let max_age = self.inner.shared.config.fleet_snapshot_max_age;
         if let Some(snapshot) = self.fleet_snapshot()
             && snapshot.generated_at <= now
             && now - snapshot.generated_at < max_age
@@ -32,10 +32,11 @@ impl<S: Store + ?Sized> Broker<S> {
     pub async fn refresh_fleet_summary(&self) -> Result<FleetSummary> {
         let ticket = 1 + self
             .inner
+            .shared
             .fleet_tickets
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let now = self.now();
-        let policy = &self.inner.config.staleness;
+        let policy = &self.inner.shared.config.staleness;
         let r = self
             .store_ref()
             .fleet_rollup(now - policy.stale_after, now - policy.lost_after)
@@ -69,6 +70,7 @@ impl<S: Store + ?Sized> Broker<S> {
         };
         let mut slot = self
             .inner
+            .shared
             .fleet_snapshot
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -85,6 +87,7 @@ impl<S: Store + ?Sized> Broker<S> {
 
     pub(super) fn fleet_snapshot(&self) -> Option<FleetSummary> {
         self.inner
+            .shared
             .fleet_snapshot
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -51,7 +51,7 @@ impl<S: Store + ?Sized> Broker<S> {
         live: Option<&AgentLiveness>,
         now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
-        let c = &self.inner.config;
+        let c = &self.inner.shared.config;
         let lost = live
             .and_then(|l| l.last_heartbeat_at)
             .map_or(Some(record.checked_at), |t| {
@@ -219,7 +219,7 @@ impl<S: Store + ?Sized> Broker<S> {
         self.existing_agent(agent).await?;
         let now = self.now();
         let live = self.store_ref().liveness(agent).await?.unwrap_or_default();
-        let policy = &self.inner.config.staleness;
+        let policy = &self.inner.shared.config.staleness;
         let effective = self.effective_ids(agent).await?;
         // Superseded objects' failures no longer matter.
         let deliveries: Vec<(Delivery, DateTime<Utc>)> = self
@@ -270,7 +270,7 @@ impl<S: Store + ?Sized> Broker<S> {
                 .filter(|(d, _)| effective.contains(&d.deployment_object_id))
                 .map(|(d, created)| (d, *created)),
             &orders,
-            &self.inner.config.backlog,
+            &self.inner.shared.config.backlog,
             self.now(),
         ))
     }

@@ -116,16 +116,43 @@ pub struct Broker<S: ?Sized> {
 }
 
 struct Inner<S: ?Sized> {
+    store: Arc<S>,
+    /// Everything but the store, shared by the typed broker and its `dyn Store` view
+    /// ([`Broker::into_dyn`]), so both see one key cache and one fleet snapshot.
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     config: BrokerConfig,
     clock: Arc<dyn Clock>,
     admin: PakHash,
-    store: Arc<S>,
     /// The last fleet summary computed ([`Broker::fleet_summary`]).
     fleet_snapshot: std::sync::Mutex<FleetSnapshot>,
     /// Numbers the fleet summary computations in the order they started.
     fleet_tickets: std::sync::atomic::AtomicU64,
     /// Agent keys verified recently.
     keys: crate::key_cache::KeyCache,
+}
+
+impl<S: Store + 'static> Broker<S> {
+    /// The same broker over `Arc<dyn Store>`, as the HTTP router takes it: one key
+    /// cache, one fleet snapshot and one configuration for both (never build a second
+    /// broker over the same store for this; its key cache would not learn of rotations
+    /// made through the first).
+    pub fn into_dyn(self) -> Broker<dyn Store> {
+        Broker {
+            inner: Arc::new(Inner {
+                store: self.inner.store.clone() as Arc<dyn Store>,
+                shared: self.inner.shared.clone(),
+            }),
+        }
+    }
+}
+
+impl<S: Store + 'static> From<Broker<S>> for Broker<dyn Store> {
+    fn from(broker: Broker<S>) -> Self {
+        broker.into_dyn()
+    }
 }
 
 impl<S: ?Sized> Clone for Broker<S> {
@@ -165,13 +192,15 @@ impl<S: Store + ?Sized> Broker<S> {
         config.validate()?;
         Ok(Self {
             inner: Arc::new(Inner {
-                config,
-                clock,
-                admin: admin_pak_hash,
                 store,
-                fleet_snapshot: std::sync::Mutex::default(),
-                fleet_tickets: std::sync::atomic::AtomicU64::new(0),
-                keys: crate::key_cache::KeyCache::default(),
+                shared: Arc::new(Shared {
+                    config,
+                    clock,
+                    admin: admin_pak_hash,
+                    fleet_snapshot: std::sync::Mutex::default(),
+                    fleet_tickets: std::sync::atomic::AtomicU64::new(0),
+                    keys: crate::key_cache::KeyCache::default(),
+                }),
             }),
         })
     }
@@ -183,12 +212,12 @@ impl<S: Store + ?Sized> Broker<S> {
 
     /// The configuration.
     pub fn config(&self) -> &BrokerConfig {
-        &self.inner.config
+        &self.inner.shared.config
     }
 
     /// The time by the broker's clock.
     pub fn now(&self) -> DateTime<Utc> {
-        self.inner.clock.now()
+        self.inner.shared.clock.now()
     }
 
     fn store_ref(&self) -> &S {
@@ -198,19 +227,22 @@ impl<S: Store + ?Sized> Broker<S> {
     /// Who presents `key`: the admin, an agent, or nobody (`Unauthorized`).
     pub async fn authenticate(&self, key: &str) -> Result<Principal> {
         if looks_like(key, Role::Admin) {
-            if constant_time_eq(&hash_pak(key), &self.inner.admin) {
+            if constant_time_eq(&hash_pak(key), &self.inner.shared.admin) {
                 return Ok(Principal::Admin);
             }
         } else if looks_like(key, Role::Agent) {
             let hash = hash_pak(key);
-            let (now, ttl) = (self.now(), self.inner.config.key_cache_ttl);
-            if let Some(agent) = self.inner.keys.get(&hash, now, ttl) {
+            let (now, ttl) = (self.now(), self.inner.shared.config.key_cache_ttl);
+            if let Some(agent) = self.inner.shared.keys.get(&hash, now, ttl) {
                 return Ok(Principal::Agent(agent));
             }
-            let generation = self.inner.keys.generation();
+            let generation = self.inner.shared.keys.generation();
             if let Some(agent) = self.store_ref().agent_for_pak(&hash).await? {
                 if ttl > Duration::zero() {
-                    self.inner.keys.put(hash, agent, now, ttl, generation);
+                    self.inner
+                        .shared
+                        .keys
+                        .put(hash, agent, now, ttl, generation);
                 }
                 return Ok(Principal::Agent(agent));
             }

@@ -27,7 +27,7 @@ impl<S: Store + ?Sized> Broker<S> {
     pub async fn heartbeat(&self, who: &Principal, agent: AgentId, beat: Heartbeat) -> Result<()> {
         who.require_agent(agent)?;
         let now = self.now();
-        beat.validate(now, &self.inner.config.limits)?;
+        beat.validate(now, &self.inner.shared.config.limits)?;
         let record = HeartbeatRecord {
             agent_id: agent,
             received_at: now,
@@ -128,7 +128,7 @@ impl<S: Store + ?Sized> Broker<S> {
             let id = event.deployment_object_id;
             let check = match allowed.get(&id) {
                 Some(Ok(_)) => event
-                    .validate(now, &self.inner.config.limits)
+                    .validate(now, &self.inner.shared.config.limits)
                     .map_err(|e| e.to_string()),
                 Some(Err(reason)) => Err(reason.clone()),
                 None => Err("unknown deployment object".to_owned()),
@@ -167,7 +167,7 @@ impl<S: Store + ?Sized> Broker<S> {
         for item in report.deployment_objects {
             let check = match allowed.get(&item.id) {
                 Some(Ok(_)) => item
-                    .validate(now, &self.inner.config.limits)
+                    .validate(now, &self.inner.shared.config.limits)
                     .map_err(|e| e.to_string()),
                 Some(Err(reason)) => Err(reason.clone()),
                 None => Err("unknown deployment object".to_owned()),
@@ -181,7 +181,7 @@ impl<S: Store + ?Sized> Broker<S> {
             }
         }
         all_bad(&records, &rejected)?;
-        let rewrite_before = now - self.inner.config.refresh_interval / 2;
+        let rewrite_before = now - self.inner.shared.config.refresh_interval / 2;
         let outcomes = self
             .store_ref()
             .upsert_health(&records, rewrite_before)

@@ -12,7 +12,7 @@ impl<S: Store + ?Sized> Broker<S> {
     pub async fn create_work_order(&self, who: &Principal, new: NewWorkOrder) -> Result<WorkOrder> {
         who.require_admin()?;
         let now = self.now();
-        new.validate(now, &self.inner.config.limits)?;
+        new.validate(now, &self.inner.shared.config.limits)?;
         self.existing_agent(new.agent_id).await?;
         let order = new.into_work_order(now);
         self.store_ref().insert_work_order(&order).await?;
