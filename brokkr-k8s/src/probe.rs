@@ -1,6 +1,6 @@
 //! [`KubeProbe`]: the agent's read access to a real cluster.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -11,7 +11,6 @@ use brokkr_core::model::DeploymentObject;
 use brokkr_core::probe::{
     ClusterProbe, ClusterState, EventScope, LogQuery, ObservedEvent, ProbeError,
 };
-use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -24,12 +23,16 @@ use kube::api::{Api, ListParams, LogParams};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use crate::apply::STACK_LABEL;
 use crate::error::probe_error;
-use crate::quantity;
 use crate::selector;
+
+mod capacity;
+mod convert;
+
+use capacity::{allocatable, node_ready, requested};
+use convert::{manifest_kinds, observed_event, unlisted_manifests};
 
 /// The label that ties a Kubernetes object to its deployment object.
 pub const OBJECT_LABEL: &str = "brokkr.io/deployment-object-id";
@@ -509,176 +512,4 @@ impl ClusterProbe for KubeProbe {
         let skip = lines.len().saturating_sub(query.lines as usize);
         Ok(lines.into_iter().skip(skip).collect())
     }
-}
-
-fn node_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// Allocatable CPU (millicores) and memory (bytes) of all nodes.
-fn allocatable(nodes: &[Node]) -> (i64, i64) {
-    let mut cpu = 0_i64;
-    let mut memory = 0_i64;
-    for node in nodes {
-        let Some(alloc) = node.status.as_ref().and_then(|s| s.allocatable.as_ref()) else {
-            continue;
-        };
-        if let Some(q) = alloc.get("cpu").and_then(|q| quantity::cpu_millis(&q.0)) {
-            cpu = cpu.saturating_add(q);
-        }
-        if let Some(q) = alloc.get("memory").and_then(|q| quantity::bytes(&q.0)) {
-            memory = memory.saturating_add(q);
-        }
-    }
-    (cpu, memory)
-}
-
-/// Requested CPU and memory of running pods: per pod the larger of its containers' sum
-/// and its largest init container, as the scheduler counts it.
-fn requested(pods: &[Pod]) -> (i64, i64) {
-    let mut cpu = 0_i64;
-    let mut memory = 0_i64;
-    for pod in pods {
-        let Some(spec) = &pod.spec else { continue };
-        // Requests count against a node only once the pod is bound to one.
-        if spec.node_name.is_none() {
-            continue;
-        }
-        let requests = |c: &k8s_openapi::api::core::v1::Container| -> (i64, i64) {
-            let r: Option<
-                &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
-            > = c.resources.as_ref().and_then(|r| r.requests.as_ref());
-            let get = |key: &str, parse: fn(&str) -> Option<i64>| {
-                r.and_then(|r| r.get(key))
-                    .and_then(|q| parse(&q.0))
-                    .unwrap_or(0)
-            };
-            (
-                get("cpu", quantity::cpu_millis),
-                get("memory", quantity::bytes),
-            )
-        };
-        let (mut pod_cpu, mut pod_memory) = spec
-            .containers
-            .iter()
-            .map(requests)
-            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
-        for init in spec.init_containers.iter().flatten() {
-            let (c, m) = requests(init);
-            if init.restart_policy.as_deref() == Some("Always") {
-                // A native sidecar runs next to the containers: it adds up.
-                pod_cpu += c;
-                pod_memory += m;
-            } else {
-                pod_cpu = pod_cpu.max(c);
-                pod_memory = pod_memory.max(m);
-            }
-        }
-        cpu = cpu.saturating_add(pod_cpu);
-        memory = memory.saturating_add(pod_memory);
-    }
-    (cpu, memory)
-}
-
-fn time_at(value: &Value, path: &[&str]) -> Option<DateTime<Utc>> {
-    let mut v = value;
-    for key in path {
-        v = v.get(key)?;
-    }
-    DateTime::parse_from_rfc3339(v.as_str()?)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// An `events.k8s.io/v1` event in the probe's terms. Times are read from the event's
-/// JSON (RFC 3339 there), the newest field that is set: series, event time, or the
-/// deprecated core-v1 timestamps older emitters still fill.
-fn observed_event(event: &Event) -> ObservedEvent {
-    let json = serde_json::to_value(event).unwrap_or(Value::Null);
-    let regarding = event.regarding.as_ref();
-    let first_seen =
-        time_at(&json, &["deprecatedFirstTimestamp"]).or_else(|| time_at(&json, &["eventTime"]));
-    let last_seen = time_at(&json, &["series", "lastObservedTime"])
-        .or_else(|| time_at(&json, &["deprecatedLastTimestamp"]))
-        .or_else(|| time_at(&json, &["eventTime"]))
-        .or(first_seen);
-    let count = event
-        .series
-        .as_ref()
-        .map(|s| s.count)
-        .or(event.deprecated_count)
-        .and_then(|c| u32::try_from(c).ok());
-    ObservedEvent {
-        involved_uid: regarding.and_then(|r| r.uid.clone()),
-        involved_object: regarding.map(|r| {
-            format!(
-                "{}/{}",
-                r.kind.clone().unwrap_or_default(),
-                r.name.clone().unwrap_or_default()
-            )
-        }),
-        event_type: event.type_.clone().unwrap_or_else(|| "Normal".to_owned()),
-        reason: event.reason.clone().unwrap_or_default(),
-        message: event.note.clone().unwrap_or_default(),
-        first_seen,
-        last_seen,
-        count,
-    }
-}
-
-/// Kinds the probe lists (and the classifier assesses) by label.
-const LISTED_KINDS: &[&str] = &[
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicaSet",
-    "Job",
-    "CronJob",
-    "PersistentVolumeClaim",
-    "Service",
-    "Pod",
-    "Ingress",
-    "HorizontalPodAutoscaler",
-];
-
-/// The kinds a deployment object's YAML names (`kind: X` at the start of a line of a
-/// top-level document), by a plain text scan: cheap, and never fooled into parsing
-/// anything big.
-fn manifest_kinds(yaml: &str) -> HashSet<&str> {
-    yaml.lines()
-        .filter_map(|line| line.strip_prefix("kind:"))
-        .map(|kind| kind.trim().trim_matches(|c| c == '"' || c == '\''))
-        .filter(|kind| !kind.is_empty())
-        .collect()
-}
-
-/// The documents of a deployment object's YAML whose kinds the probe does not list,
-/// as minimal objects (apiVersion, kind, name, namespace).
-fn unlisted_manifests(yaml: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    for document in serde_yaml_ng::Deserializer::from_str(yaml) {
-        let Ok(value) = <Value as serde::Deserialize>::deserialize(document) else {
-            return Vec::new();
-        };
-        let kind = value
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if kind.is_empty() || kind == "List" || LISTED_KINDS.contains(&kind) {
-            continue;
-        }
-        let metadata = value.get("metadata").cloned().unwrap_or(Value::Null);
-        out.push(serde_json::json!({
-            "apiVersion": value.get("apiVersion").cloned().unwrap_or(Value::Null),
-            "kind": kind,
-            "metadata": {
-                "name": metadata.get("name").cloned().unwrap_or(Value::Null),
-                "namespace": metadata.get("namespace").cloned().unwrap_or(Value::Null),
-            },
-        }));
-    }
-    out
 }
