@@ -99,7 +99,7 @@ impl AgentStore for PgStore {
 
     async fn delete_agent(&self, id: AgentId) -> Result<bool> {
         let mut tx = self.pool.begin().await.db()?;
-        sqlx::query(crate::deliveries::AGENT_LOCK)
+        sqlx::query(crate::locks::AGENT_LOCK)
             .bind(id.0.to_string())
             .execute(&mut *tx)
             .await

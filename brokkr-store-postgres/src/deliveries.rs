@@ -37,9 +37,7 @@ fn delivery(row: &PgRow) -> Result<Delivery> {
     })
 }
 
-/// Key a transaction-scoped advisory lock on the agent: its batches run one at a time
-/// across every broker process, so read-decide-write needs no retry loop.
-pub(crate) const AGENT_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))";
+use crate::locks::AGENT_LOCK;
 
 #[async_trait]
 impl DeliveryStore for PgStore {

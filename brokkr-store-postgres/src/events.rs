@@ -14,11 +14,7 @@ use crate::PgStore;
 use crate::error::Db;
 use crate::rows::{corrupt, get, parse, text};
 
-/// Serializes outbox writers until their commit, so sequence numbers are committed in
-/// order. Only writes that produce events take it (status changes are rare next to
-/// unchanged reports).
-const OUTBOX_LOCK: &str =
-    "SELECT pg_advisory_xact_lock(hashtextextended('brokkr.fleet_events', 11))";
+use crate::locks::OUTBOX_LOCK;
 
 fn seq(value: i64) -> u64 {
     u64::try_from(value).unwrap_or_default()

@@ -14,8 +14,8 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::PgStore;
-use crate::deliveries::AGENT_LOCK;
 use crate::error::Db;
+use crate::locks::AGENT_LOCK;
 use crate::rows::{corrupt, get, json, parse, text};
 
 const COLUMNS: &str = "agent_id, deployment_object_id, status, summary, checked_at, reported_at";
@@ -62,9 +62,11 @@ impl PgStore {
         rewrite_before: DateTime<Utc>,
     ) -> Result<HashSet<Key>> {
         let r = batch.records;
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "WITH locked AS MATERIALIZED (
-                 SELECT count(pg_advisory_xact_lock(hashtextextended(a::text, 7))) AS n
+                 SELECT count(pg_advisory_xact_lock(",
+            agent_lock_key!("a"),
+            ")) AS n
                  FROM UNNEST($8::uuid[]) AS l(a)
              )
              UPDATE deployment_health AS h SET
@@ -78,7 +80,7 @@ impl PgStore {
                AND i.checked_at >= h.checked_at
                AND (h.summary_digest IS DISTINCT FROM i.digest OR h.checked_at < $9)
              RETURNING h.agent_id, h.deployment_object_id",
-        )
+        ))
         .bind(r.iter().map(|r| r.agent_id.0).collect::<Vec<_>>())
         .bind(r.iter().map(|r| r.deployment_object_id.0).collect::<Vec<_>>())
         .bind(r.iter().map(|r| text(&r.status)).collect::<Vec<_>>())
