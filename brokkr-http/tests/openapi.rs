@@ -566,23 +566,14 @@ async fn every_route_answers_as_documented() {
         "every documented operation was exercised, and only those"
     );
 
-    let docs = c
-        .router
-        .clone()
-        .oneshot(Request::get("/docs/").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let get = |path: &'static str| {
+        c.router
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+    };
+    let docs = get("/docs/").await.unwrap();
     assert_eq!(docs.status(), StatusCode::OK, "Swagger UI is served");
-    let initializer = c
-        .router
-        .clone()
-        .oneshot(
-            Request::get("/docs/swagger-initializer.js")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let initializer = get("/docs/swagger-initializer.js").await.unwrap();
     assert_eq!(initializer.status(), StatusCode::OK);
     let script = axum::body::to_bytes(initializer.into_body(), usize::MAX)
         .await
@@ -592,23 +583,9 @@ async fn every_route_answers_as_documented() {
         "the UI loads the document relatively"
     );
     // Relative, so a host's prefix stays in the browser's URL.
-    let bare = c
-        .router
-        .clone()
-        .oneshot(Request::get("/docs").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let bare = get("/docs").await.unwrap();
     assert!(bare.status().is_redirection(), "{}", bare.status());
     assert_eq!(bare.headers()["location"], "docs/");
-    let missing = c
-        .router
-        .clone()
-        .oneshot(
-            Request::get("/docs/no-such-file.js")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let missing = get("/docs/no-such-file.js").await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
