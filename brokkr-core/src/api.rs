@@ -280,3 +280,57 @@ pub struct ClaimBody {
     #[serde(default)]
     pub claim_token: Option<String>,
 }
+
+/// A health report as it arrives over the wire: each item kept as raw JSON, to be
+/// decoded on its own ([`decode_each`]). The documented shape is [`HealthReport`].
+#[derive(Debug, Deserialize)]
+pub struct RawHealthReport {
+    /// The verdicts, undecoded.
+    #[serde(default)]
+    pub deployment_objects: Vec<Box<serde_json::value::RawValue>>,
+}
+
+/// A deployment-status batch as it arrives over the wire, items undecoded; the
+/// documented shape is [`StatusBody`].
+#[derive(Debug, Deserialize)]
+pub struct RawStatusBody {
+    /// The reconcile attempts, undecoded.
+    pub events: Vec<Box<serde_json::value::RawValue>>,
+}
+
+/// Decodes each item of a batch on its own: an item this broker cannot read (a newer
+/// agent's status or outcome, a negative count, a wrong type) becomes a
+/// [`Rejected`](crate::broker::Rejected) of its own instead of costing the batch. Its id
+/// is the item's `id` or `deployment_object_id` when that much can be read (the nil id
+/// otherwise); the reason names the item's position.
+pub fn decode_each<T: serde::de::DeserializeOwned>(
+    raw: &[Box<serde_json::value::RawValue>],
+) -> (Vec<T>, Vec<crate::broker::Rejected>) {
+    /// Just enough of an item to say which one was refused.
+    #[derive(Deserialize)]
+    struct ItemId {
+        #[serde(default)]
+        id: Option<serde_json::Value>,
+        #[serde(default)]
+        deployment_object_id: Option<serde_json::Value>,
+    }
+    let mut items = Vec::with_capacity(raw.len());
+    let mut rejected = Vec::new();
+    for (index, item) in raw.iter().enumerate() {
+        match serde_json::from_str::<T>(item.get()) {
+            Ok(value) => items.push(value),
+            Err(error) => {
+                let id = serde_json::from_str::<ItemId>(item.get())
+                    .ok()
+                    .and_then(|i| i.id.or(i.deployment_object_id))
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or_else(|| crate::ids::DeploymentObjectId(uuid::Uuid::nil()));
+                rejected.push(crate::broker::Rejected {
+                    id,
+                    reason: format!("item {index}: {error}"),
+                });
+            }
+        }
+    }
+    (items, rejected)
+}

@@ -23,6 +23,7 @@ pub mod auth;
 pub mod backlog;
 pub mod broker;
 pub mod clock;
+pub mod cluster_text;
 pub mod diagnostics;
 pub mod error;
 pub mod events;
@@ -35,5 +36,6 @@ pub mod redact;
 pub mod retry;
 pub mod staleness;
 pub mod store;
+pub mod yaml_budget;
 
 pub use error::{Error, Result};

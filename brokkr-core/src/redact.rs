@@ -62,10 +62,28 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "[REDACTED]",
         ),
         // `password=...`, `"secret": "..."`, `api_key: ...`, `token=...` (keys may carry
-        // prefixes such as `db_password` or `X-Auth-Token`).
+        // prefixes such as `db_password` or `X-Auth-Token`), also URL-encoded
+        // (`password%3Dhunter2` in a logged query string).
         rule(
-            r#"(?i)([A-Za-z0-9_.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)["']?\s*[:=]\s*)("[^"]*"|'[^']*'|[^\s"',;&]+)"#,
+            r#"(?i)([A-Za-z0-9_.-]*(?:password|passwd|passphrase|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)["']?\s*(?:[:=]|%3D)\s*)("[^"]*"|'[^']*'|[^\s"',;&]+)"#,
             "$1[REDACTED]",
+        ),
+        // `pwd=...` in lower case only: `PWD=/app` is the shell's working directory.
+        rule(
+            r#"\b([a-z_]*pwd\s*[:=]\s*)([^\s"',;&/][^\s"',;&]*)"#,
+            "$1[REDACTED]",
+        ),
+        // `Authorization: Token abc` (Django REST, GitLab and others).
+        rule(
+            r"(?i)(authorization\s*[:=]\s*token\s+)[^\s,;]+",
+            "$1[REDACTED]",
+        ),
+        // Whole cookie headers: any cookie may be a session.
+        rule(r"(?i)\b((?:set-)?cookie\s*:\s*)[^\r\n]+", "$1[REDACTED]"),
+        // Tokens recognisable by their prefix: GitHub, Slack, GitLab.
+        rule(
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{20,})",
+            "[REDACTED]",
         ),
     ]
 });
@@ -77,9 +95,15 @@ static PEM_END: LazyLock<Regex> = LazyLock::new(|| compile(r"-----END [A-Z0-9 ]*
 /// Redacts secrets in one piece of text (a message, a single log line) and cuts it to
 /// `cap` bytes on a character boundary.
 pub fn redact(text: &str, cap: usize) -> String {
+    // NUL never leaves: a store may refuse it (crate::cluster_text).
+    let text: std::borrow::Cow<'_, str> = if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
     // Key blocks first, all of them: the other rules must not break their markers.
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
+    let mut rest = &*text;
     while let Some(begin) = PEM_BEGIN.find(rest) {
         out.push_str(&rest[..begin.start()]);
         out.push_str(MASK);
@@ -170,6 +194,21 @@ mod tests {
                 "export PAK_brokkr_admin_Zz98Zz98Zz98Zz98Zz98Zz98",
                 "Zz98Zz98Zz98Zz98Zz98Zz98",
             ),
+            (
+                "Authorization: Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b",
+                "9944b09199",
+            ),
+            (
+                "cloned with ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+                "ghp_abcdefghij",
+            ),
+            ("posting with xoxb-123456789012-abcdefghijkl", "xoxb-1234"),
+            ("gitlab glpat-abcdefghijklmnopqrst01 ok", "glpat-abcdefghij"),
+            ("Cookie: session=abc123; theme=dark", "abc123"),
+            ("Set-Cookie: sid=s3ss10n; HttpOnly", "s3ss10n"),
+            ("GET /login?user=bob&password%3Dhunter2 HTTP/1.1", "hunter2"),
+            ("ssh passphrase=open-sesame", "open-sesame"),
+            ("mysql --user root pwd=letmein", "letmein"),
         ];
         for (line, secret) in cases {
             let out = redact(line, LINE_CAP);
@@ -180,6 +219,7 @@ mod tests {
             "GET /healthz 200 in 3ms user=bob",
             "Basic auth disabled; running basic health checks",
             "PWD=/app HOME=/root",
+            "token expired; refreshing credentials store",
         ] {
             assert_eq!(redact(plain, LINE_CAP), plain);
         }

@@ -192,6 +192,43 @@ async fn world_on(api: Api) -> World {
     }
 }
 
+impl World {
+    /// A second object the agent may report on (in a second stack it targets).
+    async fn second_object(&self) -> String {
+        let stack = self
+            .api
+            .call(
+                Method::POST,
+                "/api/v1/stacks",
+                Some(ADMIN),
+                Some(json!({"name": "shop-2"})),
+            )
+            .await;
+        let stack = stack.body["id"].as_str().unwrap().to_owned();
+        let target = self
+            .api
+            .call(
+                Method::POST,
+                &format!("/api/v1/agents/{}/targets", self.agent),
+                Some(ADMIN),
+                Some(json!({"stack_id": stack})),
+            )
+            .await;
+        assert_eq!(target.status, StatusCode::CREATED);
+        let object = self
+            .api
+            .call(
+                Method::POST,
+                &format!("/api/v1/stacks/{stack}/deployment-objects"),
+                Some(ADMIN),
+                Some(json!({"yaml_content": "kind: ConfigMap\n"})),
+            )
+            .await;
+        assert_eq!(object.status, StatusCode::CREATED, "{:?}", object.body);
+        object.body["id"].as_str().unwrap().to_owned()
+    }
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339()
 }
@@ -600,27 +637,80 @@ async fn bad_requests_are_problems_never_server_errors() {
         )
         .await;
     assert_eq!(big.status, StatusCode::CREATED, "{:?}", big.body);
+    let health = format!("/api/v1/agents/{a}/health-status");
+    let summary = json!({"pods_ready": 0, "pods_total": 0, "conditions": [], "resources": []});
+    // An agent's clock ahead of ours: the check counts as made now, never refused.
     let future = api
-        .call(Method::PATCH, &format!("/api/v1/agents/{a}/health-status"), key,
-              Some(json!({"deployment_objects": [{"id": w.object, "status": "healthy", "checked_at": "2999-01-01T00:00:00Z", "summary": {"pods_ready": 0, "pods_total": 0, "conditions": [], "resources": []}}]})))
+        .call(Method::PATCH, &health, key,
+              Some(json!({"deployment_objects": [{"id": w.object, "status": "healthy", "checked_at": "2999-01-01T00:00:00Z", "summary": summary}]})))
         .await;
-    assert_problem(&future, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(future.status, StatusCode::OK, "{:?}", future.body);
+    assert_eq!(future.body["accepted"], 1);
+    // An item this broker cannot read (a newer agent's status, a negative count) is
+    // rejected alone; its neighbour is taken.
+    let second = w.second_object().await;
+    let mixed = api
+        .call(
+            Method::PATCH,
+            &health,
+            key,
+            Some(json!({"deployment_objects": [
+                  {"id": w.object, "status": "sad", "checked_at": now(), "summary": summary},
+                  {"id": second, "status": "failing", "checked_at": now(), "summary": summary}]})),
+        )
+        .await;
+    assert_eq!(mixed.status, StatusCode::OK, "{:?}", mixed.body);
+    assert_eq!(mixed.body["accepted"], 1);
+    assert_eq!(mixed.body["rejected"][0]["id"], w.object.as_str());
+    assert!(
+        mixed.body["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("sad"),
+        "{:?}",
+        mixed.body
+    );
+    let negative = api
+        .call(Method::PATCH, &health, key,
+              Some(json!({"deployment_objects": [
+                  {"id": w.object, "status": "healthy", "checked_at": now(), "summary": {"pods_ready": -1, "pods_total": 0}},
+                  {"id": second, "status": "healthy", "checked_at": now(), "summary": summary}]})))
+        .await;
+    assert_eq!(negative.status, StatusCode::OK, "{:?}", negative.body);
+    assert_eq!(negative.body["rejected"].as_array().unwrap().len(), 1);
+    // Every item bad: the batch is refused, with each reason.
     let unknown_status = api
-        .call(Method::PATCH, &format!("/api/v1/agents/{a}/health-status"), key,
-              Some(json!({"deployment_objects": [{"id": w.object, "status": "sad", "checked_at": now(), "summary": {}}]})))
+        .call(Method::PATCH, &health, key,
+              Some(json!({"deployment_objects": [{"id": w.object, "status": "sad", "checked_at": now(), "summary": summary}]})))
         .await;
     assert_problem(&unknown_status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Duplicate ids are a client bug: the whole batch, even when each item is fine.
     let dup = api
         .call(
             Method::PATCH,
-            &format!("/api/v1/agents/{a}/health-status"),
+            &health,
             key,
             Some(json!({"deployment_objects": [
-                  {"id": w.object, "status": "healthy", "checked_at": now(), "summary": {}},
-                  {"id": w.object, "status": "failing", "checked_at": now(), "summary": {}}]})),
+                  {"id": w.object, "status": "healthy", "checked_at": now(), "summary": summary},
+                  {"id": w.object, "status": "failing", "checked_at": now(), "summary": summary}]})),
         )
         .await;
     assert_problem(&dup, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        dup.body["detail"].as_str().unwrap().contains("duplicate"),
+        "{:?}",
+        dup.body
+    );
+    // Deployment status: an unknown outcome is rejected alone too.
+    let status = api
+        .call(Method::POST, &format!("/api/v1/agents/{a}/deployment-status"), key,
+              Some(json!({"events": [
+                  {"deployment_object_id": w.object, "outcome": "teleported", "attempted_at": now(), "retry_count": 0},
+                  {"deployment_object_id": second, "outcome": "applied", "attempted_at": now(), "retry_count": 0}]})))
+        .await;
+    assert_eq!(status.status, StatusCode::OK, "{:?}", status.body);
+    assert_eq!(status.body["accepted"], 1);
+    assert_eq!(status.body["rejected"][0]["id"], w.object.as_str());
     let result_unclaimed = api
         .call(
             Method::POST,

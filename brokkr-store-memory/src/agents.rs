@@ -109,9 +109,8 @@ impl AgentStore for MemoryStore {
                 continue;
             }
             live.last_heartbeat_at = Some(beat.received_at);
-            if beat.health_checked_at.is_some() {
-                live.health_checked_at = beat.health_checked_at;
-            }
+            // A late heartbeat never moves the last health check back.
+            live.health_checked_at = live.health_checked_at.max(beat.health_checked_at);
             if !beat.snapshot.is_empty() {
                 live.snapshot = Some(beat.snapshot.clone());
             }

@@ -214,10 +214,11 @@ impl From<Retry> for Error {
     }
 }
 
-/// Heartbeats of distinct agents: each written unless a newer one is stored.
+/// Heartbeats of distinct agents: each written unless a newer one is stored; the health
+/// check time only ever moves forward.
 const ONE_PER_AGENT: &str = "UPDATE agent_liveness AS l SET
          last_heartbeat_at = b.at,
-         health_checked_at = COALESCE(b.checked, l.health_checked_at),
+         health_checked_at = GREATEST(b.checked, l.health_checked_at),
          snapshot = COALESCE(b.snapshot, l.snapshot)
      FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::jsonb[])
          AS b(id, at, checked, snapshot)
@@ -226,8 +227,9 @@ const ONE_PER_AGENT: &str = "UPDATE agent_liveness AS l SET
      RETURNING l.agent_id";
 
 /// Several heartbeats of one agent, as if written one at a time in time order: those
-/// older than the stored one are left out; of the rest, the newest time and the newest
-/// snapshot and health check carried win.
+/// older than the stored one are left out; of the rest, the newest time and snapshot
+/// win, and the latest health check (never earlier than the stored one: GREATEST
+/// ignores NULL).
 const MERGED_PER_AGENT: &str = "WITH beats AS (
          SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::jsonb[])
              AS t(id, at, checked, snapshot)
@@ -236,13 +238,13 @@ const MERGED_PER_AGENT: &str = "WITH beats AS (
          WHERE l.last_heartbeat_at IS NULL OR l.last_heartbeat_at <= b.at
      ), merged AS (
          SELECT id, max(at) AS at,
-                (array_agg(checked ORDER BY at DESC) FILTER (WHERE checked IS NOT NULL))[1] AS checked,
+                max(checked) AS checked,
                 (array_agg(snapshot ORDER BY at DESC) FILTER (WHERE snapshot IS NOT NULL))[1] AS snapshot
          FROM newer GROUP BY id
      )
      UPDATE agent_liveness AS l SET
          last_heartbeat_at = m.at,
-         health_checked_at = COALESCE(m.checked, l.health_checked_at),
+         health_checked_at = GREATEST(m.checked, l.health_checked_at),
          snapshot = COALESCE(m.snapshot, l.snapshot)
      FROM merged AS m
      WHERE l.agent_id = m.id

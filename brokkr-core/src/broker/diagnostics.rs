@@ -95,6 +95,12 @@ impl<S: Store + ?Sized> Broker<S> {
         if token.is_some_and(|t| t.len() > 128) {
             return Err(Error::invalid("claim_token", "at most 128 characters"));
         }
+        if token.is_some_and(|t| t.contains('\0')) {
+            return Err(Error::invalid(
+                "claim_token",
+                "must not contain NUL characters",
+            ));
+        }
         let (request, _) = self
             .store_ref()
             .claim_diagnostic(id, agent, token, self.now())
@@ -116,8 +122,9 @@ impl<S: Store + ?Sized> Broker<S> {
             ));
         };
         let now = self.now();
-        outcome.validate(now, &self.inner.shared.config.limits)?;
+        // Redacted first: that also replaces NUL, which the checks would refuse.
         let outcome = outcome.redacted();
+        outcome.validate(now, &self.inner.shared.config.limits)?;
         self.store_ref()
             .store_diagnostic_result(id, agent, &outcome, now)
             .await

@@ -2,6 +2,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
+
 use super::{Broker, HealthReportResult, Rejected, StatusReportResult};
 use crate::auth::Principal;
 use crate::ids::{AgentId, DeploymentObjectId, StackId};
@@ -27,6 +29,11 @@ impl<S: Store + ?Sized> Broker<S> {
     pub async fn heartbeat(&self, who: &Principal, agent: AgentId, beat: Heartbeat) -> Result<()> {
         who.require_agent(agent)?;
         let now = self.now();
+        let mut beat = beat;
+        // An agent's clock ahead of ours is no reason to lose its heartbeat (it would
+        // read as lost): its own times are taken as "now" at the latest.
+        clamp_to(&mut beat.health_checked_at, now);
+        clamp_to(&mut beat.snapshot.last_successful_reconcile, now);
         beat.validate(now, &self.inner.shared.config.limits)?;
         let record = HeartbeatRecord {
             agent_id: agent,
@@ -117,15 +124,31 @@ impl<S: Store + ?Sized> Broker<S> {
         agent: AgentId,
         events: Vec<DeploymentStatusEvent>,
     ) -> Result<StatusReportResult> {
+        self.report_deployment_status_with(who, agent, events, Vec::new())
+            .await
+    }
+
+    /// [`Self::report_deployment_status`] for a batch some of whose items were already
+    /// refused (`rejected`: they could not be decoded, see [`crate::api::decode_each`]);
+    /// they count as bad items of the batch.
+    pub async fn report_deployment_status_with(
+        &self,
+        who: &Principal,
+        agent: AgentId,
+        events: Vec<DeploymentStatusEvent>,
+        rejected: Vec<Rejected>,
+    ) -> Result<StatusReportResult> {
         who.require_agent(agent)?;
         let now = self.now();
         let ids: Vec<_> = events.iter().map(|e| e.deployment_object_id).collect();
         // Also answers whether the agent exists.
         let allowed = self.reportable(agent, &ids).await?;
         let mut good = Vec::new();
-        let mut rejected = Vec::new();
-        for event in events {
+        let mut rejected = rejected;
+        for mut event in events {
             let id = event.deployment_object_id;
+            event.scrub_cluster_text();
+            event.attempted_at = event.attempted_at.min(now);
             let check = match allowed.get(&id) {
                 Some(Ok(_)) => event
                     .validate(now, &self.inner.shared.config.limits)
@@ -156,6 +179,20 @@ impl<S: Store + ?Sized> Broker<S> {
         agent: AgentId,
         report: HealthReport,
     ) -> Result<HealthReportResult> {
+        self.report_health_with(who, agent, report, Vec::new())
+            .await
+    }
+
+    /// [`Self::report_health`] for a batch some of whose items were already refused
+    /// (`rejected`: they could not be decoded, see [`crate::api::decode_each`]); they
+    /// count as bad items of the batch.
+    pub async fn report_health_with(
+        &self,
+        who: &Principal,
+        agent: AgentId,
+        report: HealthReport,
+        rejected: Vec<Rejected>,
+    ) -> Result<HealthReportResult> {
         who.require_agent(agent)?;
         // Duplicate ids are a client bug: the whole batch is refused.
         report.check_duplicates()?;
@@ -163,8 +200,12 @@ impl<S: Store + ?Sized> Broker<S> {
         let ids: Vec<_> = report.deployment_objects.iter().map(|i| i.id).collect();
         let allowed = self.reportable(agent, &ids).await?;
         let mut records = Vec::new();
-        let mut rejected = Vec::new();
-        for item in report.deployment_objects {
+        let mut rejected = rejected;
+        for mut item in report.deployment_objects {
+            // Cluster text made safe (NUL, secrets) before it is checked, so one pod's
+            // output never costs a verdict; a check "in the future" is a clock ahead.
+            item.summary.scrub_cluster_text();
+            item.checked_at = item.checked_at.min(now);
             let check = match allowed.get(&item.id) {
                 Some(Ok(_)) => item
                     .validate(now, &self.inner.shared.config.limits)
@@ -199,5 +240,15 @@ impl<S: Store + ?Sized> Broker<S> {
             }
         }
         Ok(result)
+    }
+}
+
+/// A client's time, at the latest `now`: clocks ahead by more than the skew allowance
+/// make the field "now" instead of refusing the whole message.
+fn clamp_to(at: &mut Option<DateTime<Utc>>, now: DateTime<Utc>) {
+    if let Some(t) = at
+        && *t > now
+    {
+        *t = now;
     }
 }

@@ -143,7 +143,9 @@ pub struct NewDeploymentObject {
 }
 
 impl NewDeploymentObject {
-    /// Checks that the manifests are present and within [`Limits::max_object_bytes`].
+    /// Checks that the manifests are present, within [`Limits::max_object_bytes`], free
+    /// of NUL, and YAML within [`Limits::yaml`]: parsed once here, so an alias bomb or
+    /// a nesting storm is refused with its reason instead of reaching every agent.
     pub fn validate(&self, _now: DateTime<Utc>, limits: &Limits) -> Result<()> {
         let mut v = Violations::new();
         if self.yaml_content.trim().is_empty() {
@@ -153,6 +155,10 @@ impl NewDeploymentObject {
                 "yaml_content",
                 format!("must be at most {} bytes", limits.max_object_bytes),
             );
+        } else if self.yaml_content.contains('\0') {
+            v.push("yaml_content", "must not contain NUL characters");
+        } else if let Err(error) = crate::yaml_budget::check(&self.yaml_content, limits.yaml) {
+            v.push("yaml_content", error.to_string());
         }
         v.finish()
     }

@@ -172,6 +172,12 @@ pub struct DeploymentStatusEvent {
 }
 
 impl DeploymentStatusEvent {
+    /// Makes the failure message, which quotes the cluster, safe to keep: NUL replaced,
+    /// secrets redacted ([`crate::cluster_text`]).
+    pub fn scrub_cluster_text(&mut self) {
+        crate::cluster_text::scrub_message_opt(&mut self.failure_message);
+    }
+
     /// Checks that a failure reason comes only with a failed outcome, that the attempt is
     /// not in the future beyond the clock skew, and that the message is bounded.
     pub fn validate(&self, now: DateTime<Utc>, limits: &Limits) -> Result<()> {
@@ -255,10 +261,16 @@ pub struct NewWorkOrder {
 }
 
 impl NewWorkOrder {
-    /// Checks that `kind` is a non-blank, bounded name.
+    /// Checks that `kind` is a non-blank, bounded name and the payload holds no NUL.
     pub fn validate(&self, _now: DateTime<Utc>, limits: &Limits) -> Result<()> {
         let mut v = Violations::new();
         check_name(&mut v, "kind", &self.kind, limits);
+        // The payload is the client's own: refused, not changed (stores differ on NUL).
+        v.check(
+            crate::cluster_text::json_has_nul(&self.payload),
+            "payload",
+            "must not contain NUL characters",
+        );
         v.finish()
     }
 

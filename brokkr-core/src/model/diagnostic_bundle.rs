@@ -213,27 +213,49 @@ impl DiagnosticOutcome {
     /// (line by line, each cut to [`crate::redact::LINE_CAP`]), event, condition and
     /// container messages, and the failure reason. Applied by the broker before a
     /// result is stored, whatever the agent already did.
+    ///
+    /// Every other text in it (names, reasons, log-tail keys, the owner chain) has its
+    /// NUL characters replaced ([`crate::cluster_text`]): a pod printing `\0` still gets
+    /// its bundle stored, on any store.
     #[must_use]
     pub fn redacted(self) -> Self {
+        use crate::cluster_text::{replace_nul, replace_nul_opt};
         use crate::redact::{LINE_CAP, redact, redact_lines};
         let scrub = |text: Option<String>| text.map(|t| redact(&t, LINE_CAP));
         match self {
             Self::Failed(reason) => Self::Failed(redact(&reason, LINE_CAP)),
             Self::Bundle(mut bundle) => {
-                for tail in bundle.log_tails.values_mut() {
-                    *tail = redact_lines(tail, LINE_CAP);
-                }
+                bundle.log_tails = std::mem::take(&mut bundle.log_tails)
+                    .into_iter()
+                    .map(|(mut key, tail)| {
+                        key = redact(&key, LINE_CAP);
+                        (key, redact_lines(&tail, LINE_CAP))
+                    })
+                    .collect();
                 for event in &mut bundle.events {
                     event.message = redact(&event.message, LINE_CAP);
+                    event.reason = redact(&event.reason, LINE_CAP);
+                    replace_nul(&mut event.event_type);
+                    replace_nul_opt(&mut event.object);
                 }
                 for pod in &mut bundle.pod_statuses {
+                    replace_nul(&mut pod.name);
+                    replace_nul(&mut pod.namespace);
+                    replace_nul(&mut pod.phase);
                     for condition in &mut pod.conditions {
+                        replace_nul(&mut condition.condition_type);
+                        replace_nul(&mut condition.status);
+                        replace_nul_opt(&mut condition.reason);
                         condition.message = scrub(condition.message.take());
                     }
                     for container in &mut pod.container_statuses {
+                        replace_nul(&mut container.name);
+                        replace_nul_opt(&mut container.reason);
+                        replace_nul_opt(&mut container.last_termination_reason);
                         container.message = scrub(container.message.take());
                     }
                 }
+                bundle.owner_chain.iter_mut().for_each(replace_nul);
                 Self::Bundle(bundle)
             }
         }

@@ -91,6 +91,24 @@ impl HealthSummary {
         }
     }
 
+    /// Makes text that came from the cluster safe to keep (see [`crate::cluster_text`]):
+    /// NUL replaced everywhere, messages and findings redacted. The broker calls it
+    /// before validating, so a pod that prints `\0` costs nothing, on any store.
+    pub fn scrub_cluster_text(&mut self) {
+        use crate::cluster_text::{
+            replace_nul, replace_nul_opt, scrub_json, scrub_message, scrub_message_opt,
+        };
+        self.conditions.iter_mut().for_each(scrub_message);
+        for resource in &mut self.resources {
+            replace_nul(&mut resource.kind);
+            replace_nul(&mut resource.name);
+            replace_nul_opt(&mut resource.namespace);
+            scrub_message_opt(&mut resource.message);
+        }
+        self.findings.iter_mut().for_each(scrub_json);
+        replace_nul_opt(&mut self.phase);
+    }
+
     /// Rejects more ready pods than pods and over-long texts.
     pub fn validate(&self, _now: DateTime<Utc>, limits: &Limits) -> Result<()> {
         let mut v = Violations::new();

@@ -59,6 +59,9 @@ pub struct Limits {
     /// How far in the future a client timestamp may lie before it is rejected.
     /// Defaults to 60 s; clocks of agents and broker are never perfectly in step.
     pub clock_skew: Duration,
+    /// What a deployment object's YAML may expand to (nodes after aliases, nesting);
+    /// the agent parses with the same budget.
+    pub yaml: crate::yaml_budget::YamlBudget,
 }
 
 impl Default for Limits {
@@ -69,6 +72,7 @@ impl Default for Limits {
             max_message_len: 4096,
             max_object_bytes: 8 * 1024 * 1024,
             clock_skew: Duration::seconds(60),
+            yaml: crate::yaml_budget::YamlBudget::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod authz;
 mod hostile;
+mod integrity;
 mod secrets;
 mod server;
 #[path = "../reliability/support.rs"]

@@ -3,7 +3,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use brokkr_core::api::{CompleteBody, StatusBody, TargetStateBody, WorkOrdersBody};
+use brokkr_core::api::{
+    CompleteBody, RawHealthReport, RawStatusBody, StatusBody, TargetStateBody, WorkOrdersBody,
+    decode_each,
+};
 use brokkr_core::broker::{HealthReportResult, StatusReportResult};
 use brokkr_core::ids::{AgentId, WorkOrderId};
 use brokkr_core::model::{HealthReport, Heartbeat, NewWorkOrder, WorkOrder};
@@ -75,12 +78,14 @@ pub(crate) async fn deployment_status(
     State(state): State<AppState>,
     Caller(who): Caller,
     ApiPath(agent): ApiPath<AgentId>,
-    ApiJson(body): ApiJson<StatusBody>,
+    ApiJson(body): ApiJson<RawStatusBody>,
 ) -> Result<Json<StatusReportResult>, ApiError> {
+    // Item by item: one event this broker cannot read is rejected alone.
+    let (events, rejected) = decode_each(&body.events);
     Ok(Json(
         state
             .broker
-            .report_deployment_status(&who, agent, body.events)
+            .report_deployment_status_with(&who, agent, events, rejected)
             .await?,
     ))
 }
@@ -101,10 +106,16 @@ pub(crate) async fn health_status(
     State(state): State<AppState>,
     Caller(who): Caller,
     ApiPath(agent): ApiPath<AgentId>,
-    ApiJson(report): ApiJson<HealthReport>,
+    ApiJson(raw): ApiJson<RawHealthReport>,
 ) -> Result<Json<HealthReportResult>, ApiError> {
-    let items = report.deployment_objects.len() as u64;
-    let result = state.broker.report_health(&who, agent, report).await?;
+    let items = raw.deployment_objects.len() as u64;
+    // Item by item: one verdict this broker cannot read is rejected alone.
+    let (deployment_objects, rejected) = decode_each(&raw.deployment_objects);
+    let report = HealthReport { deployment_objects };
+    let result = state
+        .broker
+        .report_health_with(&who, agent, report, rejected)
+        .await?;
     state.telemetry.metrics.health_report(items);
     Ok(Json(result))
 }

@@ -289,3 +289,54 @@ pub async fn concurrent_heartbeats_are_answered_once_stored(store: Arc<dyn Store
         assert_eq!(live.snapshot.and_then(|s| s.node_count), Some(BEATS));
     }
 }
+
+/// A heartbeat that arrives late (received after a newer one, but carrying an older
+/// health check) never moves the agent's last health check back, alone or in a batch;
+/// one without a check keeps the stored one.
+pub async fn health_check_times_never_run_backwards(store: Arc<dyn Store>) {
+    let a = agent("edge");
+    store.insert_agent(&a, &pak(1)).await.unwrap();
+    let beat = |received: i64, checked: Option<i64>| HeartbeatRecord {
+        agent_id: a.id,
+        received_at: t0() + secs(received),
+        snapshot: ClusterSnapshot::default(),
+        health_checked_at: checked.map(|c| t0() + secs(c)),
+    };
+    let checked = |store: Arc<dyn Store>| async move {
+        store
+            .liveness(a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .health_checked_at
+    };
+    assert_eq!(
+        store.record_heartbeats(&[beat(10, Some(8))]).await.unwrap(),
+        1
+    );
+    assert_eq!(checked(store.clone()).await, Some(t0() + secs(8)));
+    // Received later, checked earlier (a retried request): the time is recorded, the
+    // check is not moved back.
+    assert_eq!(
+        store.record_heartbeats(&[beat(20, Some(3))]).await.unwrap(),
+        1
+    );
+    assert_eq!(checked(store.clone()).await, Some(t0() + secs(8)));
+    let live = store.liveness(a.id).await.unwrap().unwrap();
+    assert_eq!(live.last_heartbeat_at, Some(t0() + secs(20)));
+    // Without a check: kept.
+    store.record_heartbeats(&[beat(30, None)]).await.unwrap();
+    assert_eq!(checked(store.clone()).await, Some(t0() + secs(8)));
+    // Several of one agent in one batch: the latest check wins, whatever the order.
+    store
+        .record_heartbeats(&[beat(41, Some(40)), beat(42, Some(35)), beat(40, Some(39))])
+        .await
+        .unwrap();
+    assert_eq!(checked(store.clone()).await, Some(t0() + secs(40)));
+    // An older heartbeat changes nothing at all.
+    assert_eq!(
+        store.record_heartbeats(&[beat(5, Some(90))]).await.unwrap(),
+        0
+    );
+    assert_eq!(checked(store).await, Some(t0() + secs(40)));
+}

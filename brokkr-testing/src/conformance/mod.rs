@@ -28,7 +28,8 @@ mod work;
 
 pub use agents::{
     agents_are_stored_listed_and_found_by_key, concurrent_heartbeats_are_answered_once_stored,
-    heartbeats_keep_the_latest_liveness, keys_are_rotated_revoked_and_agents_deleted,
+    health_check_times_never_run_backwards, heartbeats_keep_the_latest_liveness,
+    keys_are_rotated_revoked_and_agents_deleted,
 };
 pub use catalog::{
     deliveries_follow_reconcile_reports, deployment_objects_get_increasing_sequence_ids,
@@ -191,6 +192,7 @@ macro_rules! store_conformance_tests {
 
             contract!(agents_are_stored_listed_and_found_by_key);
             contract!(heartbeats_keep_the_latest_liveness);
+            contract!(health_check_times_never_run_backwards);
             contract!(concurrent_heartbeats_are_answered_once_stored);
             contract!(keys_are_rotated_revoked_and_agents_deleted);
             contract!(deployment_objects_get_increasing_sequence_ids);
