@@ -40,6 +40,10 @@ struct Flaky<B> {
     posts_fail: AtomicBool,
     after_pending: Option<Arc<tokio::sync::Barrier>>,
     health_reports: AtomicUsize,
+    /// Refuse every batch of more than one item as a whole (as Postgres did for one bad
+    /// value), and any batch holding this object.
+    refuse_batches: AtomicBool,
+    refused_object: std::sync::Mutex<Option<DeploymentObjectId>>,
 }
 
 impl<B> Flaky<B> {
@@ -50,11 +54,23 @@ impl<B> Flaky<B> {
             posts_fail: AtomicBool::new(false),
             after_pending: None,
             health_reports: AtomicUsize::new(0),
+            refuse_batches: AtomicBool::new(false),
+            refused_object: std::sync::Mutex::new(None),
         }
     }
     fn check(&self) -> Result<(), Error> {
         if self.down.load(Ordering::SeqCst) {
             return Err(Error::Unavailable("network down".into()));
+        }
+        Ok(())
+    }
+    /// The refusal a broker gives a batch it cannot take, if this one is.
+    fn refuses<'a>(&self, ids: impl Iterator<Item = &'a DeploymentObjectId>) -> Result<(), Error> {
+        let ids: std::collections::HashSet<_> = ids.collect();
+        let many = ids.len() > 1 && self.refuse_batches.load(Ordering::SeqCst);
+        let bad = *self.refused_object.lock().unwrap();
+        if many || bad.is_some_and(|bad| ids.contains(&bad)) {
+            return Err(Error::invalid("body", "the database refused a value"));
         }
         Ok(())
     }
@@ -78,11 +94,13 @@ impl<B: BrokerApi> BrokerApi for Flaky<B> {
         events: &[DeploymentStatusEvent],
     ) -> Result<StatusReportResult, Error> {
         self.check()?;
+        self.refuses(events.iter().map(|e| &e.deployment_object_id))?;
         self.inner.report_deployment_status(events).await
     }
     async fn report_health(&self, report: &HealthReport) -> Result<HealthReportResult, Error> {
         self.check()?;
         self.health_reports.fetch_add(1, Ordering::SeqCst);
+        self.refuses(report.deployment_objects.iter().map(|i| &i.id))?;
         self.inner.report_health(report).await
     }
     async fn pending_diagnostics(&self) -> Result<Vec<PendingDiagnostic>, Error> {
@@ -674,4 +692,129 @@ async fn the_loops_run_until_shutdown() {
         .await
         .unwrap();
     assert!(status.last_heartbeat_at.is_some());
+}
+
+impl World {
+    /// A second stack the agent targets, with one object; its id.
+    async fn second_object(&self) -> DeploymentObjectId {
+        use brokkr::core::model::{NewDeploymentObject, NewStack, NewTarget};
+        let stack = self
+            .broker
+            .create_stack(
+                &self.admin,
+                NewStack {
+                    name: "more".into(),
+                    labels: Default::default(),
+                },
+            )
+            .await
+            .unwrap();
+        self.broker
+            .target(&self.admin, self.agent_id, NewTarget { stack_id: stack.id })
+            .await
+            .unwrap();
+        self.broker
+            .add_deployment_object(
+                &self.admin,
+                stack.id,
+                NewDeploymentObject {
+                    yaml_content: "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n"
+                        .into(),
+                    is_deletion: false,
+                },
+            )
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn status_of(&self, object: DeploymentObjectId) -> Health {
+        self.broker
+            .object_health(&self.admin, object)
+            .await
+            .unwrap()
+            .status
+    }
+}
+
+#[tokio::test]
+async fn a_refused_batch_is_sent_again_item_by_item_and_nothing_refused_counts_as_delivered() {
+    let w = world().await;
+    let second = w.second_object().await;
+    w.agent.reconcile_once().await.unwrap();
+    // The broker takes no batch of two, and never the first object (a value its store
+    // refuses): the second object's verdict still arrives, one by one.
+    w.api.refuse_batches.store(true, Ordering::SeqCst);
+    *w.api.refused_object.lock().unwrap() = Some(w.object);
+    let cycle = w.agent.check_once().await.unwrap();
+    assert_eq!(cycle.observed, 2);
+    assert_eq!(cycle.reported, 1, "only what the broker took");
+    assert_eq!(w.status_of(second).await, Health::Healthy);
+    assert_eq!(w.object_status().await, Health::Unknown, "never reported");
+    assert_eq!(
+        w.agent.queued_verdicts(),
+        1,
+        "the refused verdict is kept, not dropped"
+    );
+    // Once the broker takes it, it goes out with the next cycle, unchanged as it is.
+    *w.api.refused_object.lock().unwrap() = None;
+    w.advance(60);
+    let cycle = w.agent.check_once().await.unwrap();
+    assert_eq!(cycle.reported, 1);
+    assert_eq!(w.object_status().await, Health::Healthy);
+    assert_eq!(w.agent.queued_verdicts(), 0);
+}
+
+#[tokio::test]
+async fn refused_status_events_are_retried_per_object_and_kept() {
+    let w = world().await;
+    let second = w.second_object().await;
+    w.api.refuse_batches.store(true, Ordering::SeqCst);
+    *w.api.refused_object.lock().unwrap() = Some(w.object);
+    let report = w.agent.reconcile_once().await.unwrap();
+    assert_eq!(report.applied, 2);
+    let state = |id| {
+        let broker = w.broker.clone();
+        let admin = w.admin.clone();
+        async move {
+            let view = broker.deployment_object(&admin, id).await.unwrap();
+            view.deliveries.first().map(|d| d.state)
+        }
+    };
+    assert_eq!(
+        state(second).await,
+        Some(DeliveryState::Applied),
+        "the second object's history went out alone"
+    );
+    assert_ne!(state(w.object).await, Some(DeliveryState::Applied));
+    // Allowed again: the kept events of the first object go out with the next cycle.
+    *w.api.refused_object.lock().unwrap() = None;
+    w.api.refuse_batches.store(false, Ordering::SeqCst);
+    w.advance(60);
+    let again = w.agent.reconcile_once().await.unwrap();
+    assert!(again.reported >= 1, "{again:?}");
+    assert_eq!(state(w.object).await, Some(DeliveryState::Applied));
+}
+
+#[tokio::test]
+async fn one_unreadable_object_does_not_stop_the_health_clock() {
+    let w = world().await;
+    let second = w.second_object().await;
+    w.agent.reconcile_once().await.unwrap();
+    w.cluster.inject(Fault {
+        object: Some(second),
+        kind: FaultKind::ApiDown,
+        from: w.clock.now(),
+        until: None,
+    });
+    let cycle = w.agent.check_once().await.unwrap();
+    assert_eq!((cycle.observed, cycle.unreadable), (1, 1));
+    w.agent.heartbeat_once().await.unwrap();
+    let status = w
+        .broker
+        .operational_status(&w.admin, w.agent_id)
+        .await
+        .unwrap();
+    assert_eq!(status.health_checked_at, Some(t0()), "the cycle counts");
+    assert_eq!(w.object_status().await, Health::Healthy);
 }

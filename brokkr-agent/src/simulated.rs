@@ -165,11 +165,21 @@ impl SimulatedCluster {
             .collect()
     }
 
+    /// Whether the API server answers: a fault for no object takes it all down, one
+    /// for an object only the reads of that object (`object`).
     fn api_down(&self, now: DateTime<Utc>) -> Result<(), ProbeError> {
+        self.api_down_for(now, None)
+    }
+
+    fn api_down_for(
+        &self,
+        now: DateTime<Utc>,
+        object: Option<DeploymentObjectId>,
+    ) -> Result<(), ProbeError> {
         if self
             .faults(now)
             .iter()
-            .any(|f| f.kind == FaultKind::ApiDown)
+            .any(|f| f.kind == FaultKind::ApiDown && (f.object.is_none() || f.object == object))
         {
             return Err(ProbeError::Unavailable(
                 "simulated API server unreachable".into(),
@@ -374,7 +384,7 @@ impl SimulatedCluster {
 impl ClusterProbe for SimulatedCluster {
     async fn observe(&self, object: &DeploymentObject) -> Result<Observations, ProbeError> {
         let now = self.clock.now();
-        self.api_down(now)?;
+        self.api_down_for(now, Some(object.id))?;
         let faults = self.faults(now);
         let workload = self.world().workloads.get(&object.stack_id).cloned();
         let mut values = Vec::new();

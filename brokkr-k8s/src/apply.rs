@@ -81,6 +81,10 @@ fn rank(kind: &str) -> u8 {
 
 /// The documents of a multi-document YAML (`kind: List` flattened), in apply order.
 fn manifests(yaml: &str) -> Result<Vec<Manifest>, ApplyError> {
+    // Walked once within the broker's budget before anything is built: an alias bomb
+    // fails its own apply instead of taking the agent's memory.
+    brokkr_core::yaml_budget::check(yaml, brokkr_core::yaml_budget::YamlBudget::default())
+        .map_err(|e| invalid(format!("the YAML is refused: {e}")))?;
     let mut docs = Vec::new();
     for document in serde_yaml_ng::Deserializer::from_str(yaml) {
         let value = Value::deserialize(document)
@@ -309,6 +313,25 @@ impl Applier for KubeApplier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_alias_bomb_fails_its_own_apply() {
+        use std::fmt::Write as _;
+        let mut yaml = String::from("a0: &a0 [lol]\n");
+        for level in 1..=9 {
+            let aliases = vec![format!("*a{}", level - 1); 10].join(", ");
+            let _ = writeln!(yaml, "a{level}: &a{level} [{aliases}]");
+        }
+        let Err(error) = manifests(&yaml) else {
+            panic!("a billion laughs was accepted");
+        };
+        assert_eq!(error.reason, FailureReason::InvalidManifest);
+        assert!(
+            error.message.contains("expands to more than"),
+            "{}",
+            error.message
+        );
+    }
 
     #[test]
     fn documents_are_ordered_and_lists_flattened() {

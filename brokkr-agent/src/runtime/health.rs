@@ -1,5 +1,7 @@
 //! The health loop: classify every object of the target state, report what changed.
 
+use std::collections::HashSet;
+
 use super::{Agent, CheckReport, retryable};
 use brokkr_core::api::BrokerApi;
 use brokkr_core::clock::Clock;
@@ -84,32 +86,61 @@ where
                 }
             }
         }
-        if report.unreadable == 0 {
+        // The cycle counts as done unless nothing could be read at all (the API server
+        // is away): one unreadable object must not make every verdict of this agent
+        // read as stale. Its own verdict ages on its own (the broker marks an object
+        // stale once it is no longer reported).
+        if report.unreadable == 0 || report.observed > 0 {
             self.state().last_check = Some(now);
         }
         report.reported = self.flush_health().await?;
         Ok(report)
     }
 
+    /// Sends the queued verdicts. Only what the broker took is marked delivered: items it
+    /// rejects stay queued (sent again with the next cycle, and logged), and a batch it
+    /// refuses as a whole is sent again item by item, so one bad verdict never costs its
+    /// neighbours.
     pub(super) async fn flush_health(&self) -> Result<usize> {
         let items = self.state().reporter.queued();
         let mut sent = 0;
         for batch in batches(items) {
-            let report = HealthReport {
-                deployment_objects: batch,
-            };
-            match self.inner.broker.report_health(&report).await {
-                Ok(result) => {
-                    for r in &result.rejected {
-                        tracing::warn!(object = %r.id, reason = %r.reason, "verdict refused");
-                    }
-                }
+            sent += match self.send_verdicts(batch.clone()).await {
                 Err(error) if retryable(&error) => return Err(error),
-                Err(error) => tracing::warn!(%error, "verdicts refused; dropped"),
-            }
-            self.state().reporter.delivered(&report.deployment_objects);
-            sent += report.deployment_objects.len();
+                Err(error) => {
+                    tracing::warn!(%error, items = batch.len(), "verdicts refused; sending them one by one");
+                    let mut taken = 0;
+                    for item in batch {
+                        match self.send_verdicts(vec![item]).await {
+                            Ok(n) => taken += n,
+                            Err(error) if retryable(&error) => return Err(error),
+                            Err(error) => tracing::warn!(%error, "verdict refused; kept"),
+                        }
+                    }
+                    taken
+                }
+                Ok(n) => n,
+            };
         }
         Ok(sent)
+    }
+
+    /// One request; marks delivered what the broker did not reject and returns how many.
+    pub(super) async fn send_verdicts(&self, items: Vec<HealthReportItem>) -> Result<usize> {
+        let report = HealthReport {
+            deployment_objects: items,
+        };
+        let result = self.inner.broker.report_health(&report).await?;
+        let refused: HashSet<_> = result.rejected.iter().map(|r| r.id).collect();
+        for r in &result.rejected {
+            tracing::warn!(object = %r.id, reason = %r.reason, "verdict refused; kept");
+        }
+        let taken: Vec<_> = report
+            .deployment_objects
+            .into_iter()
+            .filter(|item| !refused.contains(&item.id))
+            .collect();
+        self.state().reporter.delivered(&taken);
+        Ok(taken.len())
     }
 }

@@ -82,6 +82,12 @@ pub(super) fn manifest_kinds(yaml: &str) -> HashSet<&str> {
 /// The documents of a deployment object's YAML whose kinds the probe does not list,
 /// as minimal objects (apiVersion, kind, name, namespace).
 pub(super) fn unlisted_manifests(yaml: &str) -> Vec<Value> {
+    // Over the budget: nothing to add (its apply fails and says why).
+    if brokkr_core::yaml_budget::check(yaml, brokkr_core::yaml_budget::YamlBudget::default())
+        .is_err()
+    {
+        return Vec::new();
+    }
     let mut out = Vec::new();
     for document in serde_yaml_ng::Deserializer::from_str(yaml) {
         let Ok(value) = <Value as serde::Deserialize>::deserialize(document) else {
