@@ -704,7 +704,7 @@ impl World {
                 &self.admin,
                 NewStack {
                     name: "more".into(),
-                    labels: Default::default(),
+                    labels: std::collections::BTreeMap::default(),
                 },
             )
             .await
@@ -775,7 +775,7 @@ async fn refused_status_events_are_retried_per_object_and_kept() {
     assert_eq!(report.applied, 2);
     let state = |id| {
         let broker = w.broker.clone();
-        let admin = w.admin.clone();
+        let admin = w.admin;
         async move {
             let view = broker.deployment_object(&admin, id).await.unwrap();
             view.deliveries.first().map(|d| d.state)
