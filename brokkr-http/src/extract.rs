@@ -149,11 +149,6 @@ impl FromRequestParts<AppState> for Caller {
         let Some(key) = key else {
             return Err(Error::Unauthorized.into());
         };
-        // The key id: a prefix of its hash, so the limiter never holds the key itself.
-        let hash = brokkr_core::auth::hash_pak(key);
-        let key_id = u64::from_be_bytes([
-            hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7],
-        ]);
         let too_many = |wait: std::time::Duration| {
             ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -161,6 +156,21 @@ impl FromRequestParts<AppState> for Caller {
             )
             .retry_after(wait.as_secs().max(1))
         };
+        // An address over its limit gets no store round trip: only a key known in
+        // memory (the admin's, or an agent key verified recently) is served, so a
+        // guesser costs the broker a hash, and agents behind the same NAT address keep
+        // working.
+        if let Some(wait) = state.limiter.address_blocked(address) {
+            return match state.broker.authenticate_cached(key) {
+                Some(principal) => Ok(Self(principal)),
+                None => Err(too_many(wait)),
+            };
+        }
+        // The key id: a prefix of its hash, so the limiter never holds the key itself.
+        let hash = brokkr_core::auth::hash_pak(key);
+        let key_id = u64::from_be_bytes([
+            hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7],
+        ]);
         if let Some(wait) = state.limiter.key_blocked(address, key_id) {
             return Err(too_many(wait));
         }

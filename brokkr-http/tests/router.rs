@@ -1142,3 +1142,85 @@ async fn a_typed_broker_serves_with_the_same_key_cache() {
         "one cache, told of the rotation"
     );
 }
+
+/// Counts key lookups in the store.
+#[derive(Default)]
+struct KeyLookups(std::sync::atomic::AtomicUsize);
+
+impl brokkr_core::store::StoreObserver for KeyLookups {
+    fn observe(&self, operation: &'static str, _elapsed: std::time::Duration, _ok: bool) {
+        if operation == "agent_for_pak" {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_blocked_address_costs_no_store_round_trip() {
+    let lookups = Arc::new(KeyLookups::default());
+    let store: Arc<dyn Store> = Arc::new(brokkr_core::store::MeteredStore::new(
+        Arc::new(MemoryStore::new()),
+        lookups.clone(),
+    ));
+    let broker = Broker::new(
+        store,
+        Arc::new(SystemClock),
+        hash_pak(ADMIN),
+        BrokerConfig::default(),
+    )
+    .unwrap();
+    let config = HttpConfig {
+        auth_limits: brokkr_http::ratelimit::AuthLimits {
+            per_key: 1_000,
+            per_address: 5,
+            ..Default::default()
+        },
+        ..HttpConfig::default()
+    };
+    let address: std::net::SocketAddr = "192.0.2.7:4000".parse().unwrap();
+    let api = Api {
+        router: router(broker, &config)
+            .layer(axum::extract::connect_info::MockConnectInfo(address)),
+    };
+    let registered = api
+        .call(
+            Method::POST,
+            "/api/v1/agents",
+            Some(ADMIN),
+            Some(json!({"name": "edge", "cluster_name": "c"})),
+        )
+        .await;
+    let id = registered.body["id"].as_str().unwrap().to_owned();
+    let key = registered.body["pak"].as_str().unwrap().to_owned();
+    let heartbeat = format!("/api/v1/agents/{id}/heartbeat");
+    assert_eq!(
+        api.call(Method::POST, &heartbeat, Some(&key), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    for i in 0..5 {
+        let guess = format!("brokkr_agent_{i:0>43}");
+        let answer = api.call(Method::POST, &heartbeat, Some(&guess), None).await;
+        assert!(answer.status.is_client_error());
+    }
+    let before = lookups.0.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(before >= 5, "unknown keys were looked up until the limit: {before}");
+    for i in 5..50 {
+        let guess = format!("brokkr_agent_{i:0>43}");
+        let answer = api.call(Method::POST, &heartbeat, Some(&guess), None).await;
+        assert_problem(&answer, StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert_eq!(
+        lookups.0.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "no key was looked up for the blocked address"
+    );
+    // The agent that works from there keeps working.
+    assert_eq!(
+        api.call(Method::POST, &heartbeat, Some(&key), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+}

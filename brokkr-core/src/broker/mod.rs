@@ -224,6 +224,26 @@ impl<S: Store + ?Sized> Broker<S> {
         &self.inner.store
     }
 
+    /// [`Self::authenticate`] from memory only: the admin key, or an agent key verified
+    /// within `key_cache_ttl`; `None` for anything that would need the store. The HTTP
+    /// layer uses it for addresses over their failed-authentication limit, so a guesser
+    /// costs no store round trip while agents behind the same address keep working.
+    pub fn authenticate_cached(&self, key: &str) -> Option<Principal> {
+        if looks_like(key, Role::Admin) {
+            return constant_time_eq(&hash_pak(key), &self.inner.shared.admin)
+                .then_some(Principal::Admin);
+        }
+        if !looks_like(key, Role::Agent) {
+            return None;
+        }
+        let (now, ttl) = (self.now(), self.inner.shared.config.key_cache_ttl);
+        self.inner
+            .shared
+            .keys
+            .get(&hash_pak(key), now, ttl)
+            .map(Principal::Agent)
+    }
+
     /// Who presents `key`: the admin, an agent, or nobody (`Unauthorized`).
     pub async fn authenticate(&self, key: &str) -> Result<Principal> {
         if looks_like(key, Role::Admin) {

@@ -213,6 +213,11 @@ async fn failed_authentication_is_limited_per_key_and_per_address_over_tcp() {
     let caller = &served.caller;
     let agent = register_agent(caller, "edge").await;
     let path = format!("/api/v1/agents/{}/heartbeat", agent.id);
+    // A working agent: its key was verified recently.
+    let first = caller
+        .send(Method::POST, &path, &agent.key, Some(json!({})))
+        .await;
+    assert_eq!(first.status, StatusCode::NO_CONTENT, "{first:?}");
     let limited_after = |key: &str| {
         let (caller, path, key) = (caller.clone(), path.clone(), key.to_owned());
         async move {
@@ -254,11 +259,27 @@ async fn failed_authentication_is_limited_per_key_and_per_address_over_tcp() {
         Some(100),
         "the address is slowed down at its 100th failure"
     );
-    // A good key from the same address still works (clients behind one NAT).
+    // A working agent's key from the same address still works (clients behind one
+    // NAT): it is known in memory, so the blocked address costs no store round trip.
     let good = caller
         .send(Method::POST, &path, &agent.key, Some(json!({})))
         .await;
     assert_eq!(good.status, StatusCode::NO_CONTENT, "{good:?}");
+    // An unknown key from it is answered 429 at once, without asking the store: the
+    // 429 now comes for a key that never failed before.
+    let fresh_guess = caller
+        .send(
+            Method::POST,
+            &path,
+            "brokkr_agent_CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        fresh_guess.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{fresh_guess:?}"
+    );
     // Another address is not affected: the limit is per address, not global.
     let elsewhere = Caller {
         http: reqwest::Client::builder()
