@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use brokkr::core::auth::{Pak, Role, hash_pak, looks_like};
+use brokkr::core::auth::{Pak, Role, hash_pak, looks_like, weak_key};
 use brokkr::core::broker::{Broker, BrokerConfig};
 use brokkr::core::clock::SystemClock;
 use brokkr::core::store::MeteredStore;
@@ -57,7 +57,7 @@ struct Args {
     /// (needs `--features otel`).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
-    /// Seconds a verified agent key is trusted without a store lookup (10; 0: always
+    /// Seconds a verified agent key is trusted without a store lookup (30; 0: always
     /// look up, so a key revoked through another replica stops working at once).
     #[arg(long, env = "BROKKR_KEY_CACHE_TTL_SECONDS")]
     key_cache_ttl_seconds: Option<u32>,
@@ -129,7 +129,16 @@ async fn run() -> Result<(), Failure> {
 
     let store = open_store(database_url.as_deref()).await?;
     let admin_hash = match admin_pak {
-        Some(key) if looks_like(&key, Role::Admin) => hash_pak(&key),
+        Some(key) if looks_like(&key, Role::Admin) => {
+            if let Some(why) = weak_key(&key) {
+                return Err(format!(
+                    "BROKKR_ADMIN_PAK is too weak: its random part {why}; generate one, e.g. \
+                     brokkr_admin_$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 43)"
+                )
+                .into());
+            }
+            hash_pak(&key)
+        }
         Some(_) => {
             return Err(
                 "BROKKR_ADMIN_PAK must look like brokkr_admin_<40+ letters and digits>".into(),

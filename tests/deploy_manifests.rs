@@ -351,3 +351,31 @@ fn broker_and_agent_declare_the_same_namespace() {
         "restricted"
     );
 }
+
+#[test]
+fn the_broker_refuses_a_weak_admin_key_at_start() {
+    let weak = format!("brokkr_admin_{}", "A".repeat(43));
+    let child = std::process::Command::new(example("broker"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .env("BROKKR_ADMIN_PAK", weak)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = running.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broker started with a weak admin key"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(running.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("too weak"), "{stderr}");
+}

@@ -127,6 +127,25 @@ pub fn looks_like(pak: &str, role: Role) -> bool {
         })
 }
 
+/// Why a key given by configuration (the admin key) is too weak to accept, if it is:
+/// its random part must use at least 10 different characters, none of them in more
+/// than a quarter of its places (`brokkr_admin_aaaa...` or a repeated word would pass
+/// [`looks_like`] and fall to a guess).
+pub fn weak_key(pak: &str) -> Option<&'static str> {
+    let random = pak.rsplit('_').next().unwrap_or_default();
+    let mut counts = std::collections::HashMap::<u8, usize>::new();
+    for b in random.bytes() {
+        *counts.entry(b).or_default() += 1;
+    }
+    if counts.len() < 10 {
+        return Some("uses fewer than 10 different characters");
+    }
+    if counts.values().any(|&n| n * 4 > random.len()) {
+        return Some("repeats one character in more than a quarter of its places");
+    }
+    None
+}
+
 /// Compares two hashes in time independent of where they differ.
 pub fn constant_time_eq(a: &PakHash, b: &PakHash) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -182,5 +201,18 @@ mod tests {
         ));
         assert!(Principal::Admin.require_agent(me).is_err());
         assert!(Principal::Agent(me).require_agent(me).is_ok());
+    }
+
+    #[test]
+    fn weak_admin_keys_are_told_apart() {
+        let generated = Pak::generate(Role::Admin).unwrap();
+        assert_eq!(weak_key(generated.expose()), None);
+        assert_eq!(
+            weak_key("brokkr_admin_0123456789abcdefghijABCDEFGHIJ0123456789abc"),
+            None
+        );
+        assert!(weak_key(&format!("brokkr_admin_{}", "A".repeat(43))).is_some());
+        assert!(weak_key(&format!("brokkr_admin_{}", "fuzz".repeat(11))).is_some());
+        assert!(weak_key(&format!("brokkr_admin_{}0123456789", "a".repeat(33))).is_some());
     }
 }

@@ -1205,7 +1205,10 @@ async fn a_blocked_address_costs_no_store_round_trip() {
         assert!(answer.status.is_client_error());
     }
     let before = lookups.0.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(before >= 5, "unknown keys were looked up until the limit: {before}");
+    assert!(
+        before >= 5,
+        "unknown keys were looked up until the limit: {before}"
+    );
     for i in 5..50 {
         let guess = format!("brokkr_agent_{i:0>43}");
         let answer = api.call(Method::POST, &heartbeat, Some(&guess), None).await;

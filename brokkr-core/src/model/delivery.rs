@@ -188,6 +188,18 @@ impl DeploymentStatusEvent {
             "only allowed when outcome is failed",
         );
         check_client_time(&mut v, "attempted_at", Some(self.attempted_at), now, limits);
+        // The documented ranges (int32, int64), which every store can hold.
+        v.check(
+            i32::try_from(self.retry_count).is_err(),
+            "retry_count",
+            "must be at most 2147483647",
+        );
+        v.check(
+            self.reconciliation_duration_ms
+                .is_some_and(|ms| i64::try_from(ms).is_err()),
+            "reconciliation_duration_ms",
+            "must be at most 9223372036854775807",
+        );
         check_opt_len(
             &mut v,
             "failure_message",
