@@ -32,7 +32,10 @@ impl FleetStore for MemoryStore {
                 Some(t) if t >= lost_before => rollup.stale += 1,
                 _ => rollup.lost += 1,
             }
-            if let Some(s) = &live.snapshot {
+            // Capacity of live clusters only: a lost agent's snapshot is history.
+            let alive = live.last_heartbeat_at.is_some_and(|t| t >= lost_before);
+            if let Some(s) = live.snapshot.as_ref().filter(|_| alive) {
+                rollup.capacity_clusters += 1;
                 rollup.cpu_capacity = rollup
                     .cpu_capacity
                     .saturating_add(s.cluster_cpu_capacity.unwrap_or(0));

@@ -32,12 +32,13 @@ impl FleetStore for PgStore {
             "SELECT count(*) AS agents,
                  count(*) FILTER (WHERE last_heartbeat_at >= $1) AS fresh,
                  count(*) FILTER (WHERE last_heartbeat_at < $1 AND last_heartbeat_at >= $2) AS stale,
-                 LEAST(coalesce(sum((snapshot->>'cluster_cpu_capacity')::numeric), 0), 9223372036854775807)::bigint AS cpu_capacity,
-                 LEAST(coalesce(sum((snapshot->>'cluster_cpu_available')::numeric), 0), 9223372036854775807)::bigint AS cpu_available,
-                 LEAST(coalesce(sum((snapshot->>'cluster_memory_capacity')::numeric), 0), 9223372036854775807)::bigint AS memory_capacity,
-                 LEAST(coalesce(sum((snapshot->>'cluster_memory_available')::numeric), 0), 9223372036854775807)::bigint AS memory_available,
-                 LEAST(coalesce(sum((snapshot->>'node_count')::numeric), 0), 9223372036854775807)::bigint AS nodes,
-                 LEAST(coalesce(sum((snapshot->>'node_ready_count')::numeric), 0), 9223372036854775807)::bigint AS nodes_ready,
+                 count(*) FILTER (WHERE last_heartbeat_at >= $2 AND snapshot IS NOT NULL) AS capacity_clusters,
+                 LEAST(coalesce(sum((snapshot->>'cluster_cpu_capacity')::numeric) FILTER (WHERE last_heartbeat_at >= $2), 0), 9223372036854775807)::bigint AS cpu_capacity,
+                 LEAST(coalesce(sum((snapshot->>'cluster_cpu_available')::numeric) FILTER (WHERE last_heartbeat_at >= $2), 0), 9223372036854775807)::bigint AS cpu_available,
+                 LEAST(coalesce(sum((snapshot->>'cluster_memory_capacity')::numeric) FILTER (WHERE last_heartbeat_at >= $2), 0), 9223372036854775807)::bigint AS memory_capacity,
+                 LEAST(coalesce(sum((snapshot->>'cluster_memory_available')::numeric) FILTER (WHERE last_heartbeat_at >= $2), 0), 9223372036854775807)::bigint AS memory_available,
+                 LEAST(coalesce(sum((snapshot->>'node_count')::numeric) FILTER (WHERE last_heartbeat_at >= $2), 0), 9223372036854775807)::bigint AS nodes,
+                 LEAST(coalesce(sum((snapshot->>'node_ready_count')::numeric) FILTER (WHERE last_heartbeat_at >= $2), 0), 9223372036854775807)::bigint AS nodes_ready,
                  (SELECT count(*) FROM deliveries WHERE state = 'pending') AS queue_depth,
                  (SELECT count(*) FROM work_orders WHERE status IN ('pending', 'claimed')) AS backlog
              FROM agent_liveness",
@@ -51,6 +52,7 @@ impl FleetStore for PgStore {
         rollup.fresh = count(&agents, "fresh")?;
         rollup.stale = count(&agents, "stale")?;
         rollup.lost = rollup.agents - rollup.fresh - rollup.stale;
+        rollup.capacity_clusters = count(&agents, "capacity_clusters")?;
         rollup.cpu_capacity = get(&agents, "cpu_capacity")?;
         rollup.cpu_available = get(&agents, "cpu_available")?;
         rollup.memory_capacity = get(&agents, "memory_capacity")?;

@@ -55,6 +55,7 @@ impl<S: Store + ?Sized> Broker<S> {
                 unknown: r.unknown,
             },
             capacity: FleetCapacity {
+                clusters: r.capacity_clusters,
                 cpu_capacity: r.cpu_capacity,
                 cpu_available: r.cpu_available,
                 memory_capacity: r.memory_capacity,

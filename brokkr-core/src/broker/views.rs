@@ -240,6 +240,9 @@ pub struct FleetHealth {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FleetCapacity {
+    /// Clusters the figures cover: agents not lost that sent a snapshot (a lost
+    /// agent's last snapshot is not capacity anyone has).
+    pub clusters: u64,
     /// Millicores.
     pub cpu_capacity: i64,
     /// Millicores.

@@ -27,7 +27,9 @@ pub struct FleetRollup {
     pub degraded: u64,
     /// Stored health rows by status.
     pub failing: u64,
-    /// Sum of the latest snapshots' CPU capacity (millicores).
+    /// Agents not lost whose latest snapshot the capacity sums cover.
+    pub capacity_clusters: u64,
+    /// Sum of the latest snapshots' CPU capacity (millicores), of agents not lost.
     pub cpu_capacity: i64,
     /// Sum of the latest snapshots' available CPU (millicores).
     pub cpu_available: i64,

@@ -167,7 +167,10 @@ pub(super) async fn assert_rollup_is_recomputed(
             Some(at) if at >= lost_before => expected.stale += 1,
             _ => expected.lost += 1,
         }
-        if let Some(snapshot) = live.snapshot {
+        // Capacity is what live clusters have: a lost agent's last snapshot is history.
+        let alive = live.last_heartbeat_at.is_some_and(|at| at >= lost_before);
+        if let Some(snapshot) = live.snapshot.filter(|_| alive) {
+            expected.capacity_clusters += 1;
             expected.cpu_capacity += snapshot.cluster_cpu_capacity.unwrap_or(0);
             expected.nodes += snapshot.node_count.unwrap_or(0);
         }
@@ -215,8 +218,10 @@ pub async fn fleet_rollup_counts_staleness_and_capacity(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(rollup.agents, 4);
     assert_eq!((rollup.fresh, rollup.stale, rollup.lost), (1, 1, 2));
-    assert_eq!(rollup.cpu_capacity, 7000);
-    assert_eq!(rollup.cpu_available, 3500);
-    assert_eq!((rollup.nodes, rollup.nodes_ready), (6, 3));
+    // The lost agent's last snapshot (4000 millicores) is not capacity anyone has.
+    assert_eq!(rollup.capacity_clusters, 2);
+    assert_eq!(rollup.cpu_capacity, 3000);
+    assert_eq!(rollup.cpu_available, 1500);
+    assert_eq!((rollup.nodes, rollup.nodes_ready), (4, 2));
     store.ping().await.unwrap();
 }
