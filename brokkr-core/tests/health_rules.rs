@@ -16,6 +16,9 @@ struct Case {
     now: DateTime<Utc>,
     expect: Expect,
     objects: Vec<Value>,
+    /// The deployment object is a deletion marker.
+    #[serde(default)]
+    deletion: bool,
 }
 
 #[derive(Deserialize)]
@@ -92,8 +95,9 @@ fn every_rule_fixture_gets_its_verdict() {
         let name = file.file_stem().unwrap().to_string_lossy().into_owned();
         let case: Case = serde_json::from_str(&std::fs::read_to_string(file).unwrap())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let observations = Observations::from_values(case.objects.iter().cloned())
+        let mut observations = Observations::from_values(case.objects.iter().cloned())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
+        observations.deletion = case.deletion;
         let got = classify(&observations, case.now, &HealthPolicy::default());
         let mut problems = mismatches(&case, &got);
         // `classify --explain` must be able to name the rule behind every finding.
