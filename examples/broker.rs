@@ -64,6 +64,14 @@ struct Args {
     /// Oldest fleet summary served, in seconds (5; 0: computed per request).
     #[arg(long, env = "BROKKR_FLEET_SNAPSHOT_MAX_AGE_SECONDS")]
     fleet_snapshot_max_age_seconds: Option<u32>,
+    /// Let webhook deliveries reach private addresses (10/8, 172.16/12, 192.168/16,
+    /// 100.64/10, fc00::/7); loopback and link-local stay refused.
+    #[arg(long, env = "BROKKR_WEBHOOK_ALLOW_PRIVATE")]
+    webhook_allow_private: bool,
+    /// Host names webhook deliveries may reach whatever they resolve to (comma
+    /// separated), e.g. an in-cluster receiver `hooks.monitoring.svc.cluster.local`.
+    #[arg(long, env = "BROKKR_WEBHOOK_ALLOW_HOSTS", value_delimiter = ',')]
+    webhook_allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -163,6 +171,10 @@ async fn run() -> Result<(), Failure> {
     let seconds =
         |n: Option<u32>, default| n.map_or(default, |n| chrono::Duration::seconds(i64::from(n)));
     let config = BrokerConfig {
+        webhook_destinations: brokkr::core::destination::DestinationPolicy {
+            allow_private: args.webhook_allow_private,
+            allow_hosts: args.webhook_allow_hosts.clone(),
+        },
         key_cache_ttl: seconds(
             args.key_cache_ttl_seconds.or(file.key_cache_ttl_seconds),
             defaults.key_cache_ttl,

@@ -24,6 +24,7 @@ pub mod backlog;
 pub mod broker;
 pub mod clock;
 pub mod cluster_text;
+pub mod destination;
 pub mod diagnostics;
 pub mod error;
 pub mod events;

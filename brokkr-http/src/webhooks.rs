@@ -62,6 +62,76 @@ impl Default for WebhookConfig {
     }
 }
 
+/// Resolves names for deliveries, keeping only addresses the policy allows (names on
+/// its allowlist keep all of theirs).
+struct GuardedResolver {
+    policy: brokkr_core::destination::DestinationPolicy,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs = allowed_addresses(&policy, &host).await?;
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// The addresses `host` resolves to that deliveries may reach; an error naming the
+/// reason when there are none.
+async fn allowed_addresses(
+    policy: &brokkr_core::destination::DestinationPolicy,
+    host: &str,
+) -> Result<Vec<std::net::SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    let resolved: Vec<_> = tokio::net::lookup_host((host, 0)).await?.collect();
+    if policy.allows_host(host) {
+        return Ok(resolved);
+    }
+    let mut refused = None;
+    let allowed: Vec<_> = resolved
+        .into_iter()
+        .filter(|addr| match policy.refuses_ip(addr.ip()) {
+            Some(why) => {
+                refused = Some(format!("{host} resolves to {} ({why})", addr.ip()));
+                false
+            }
+            None => true,
+        })
+        .collect();
+    match (allowed.is_empty(), refused) {
+        (true, Some(why)) => Err(why.into()),
+        (true, None) => Err(format!("{host} resolves to no address").into()),
+        _ => Ok(allowed),
+    }
+}
+
+/// For registration: refuses a host name any of whose addresses a delivery may not
+/// reach. A name that does not resolve (yet) is accepted; deliveries check again.
+///
+/// # Errors
+/// The reason, naming the forbidden address.
+pub async fn check_resolved(
+    policy: &brokkr_core::destination::DestinationPolicy,
+    host: &str,
+) -> Result<(), String> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if policy.allows_host(host) || bare.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let Ok(resolved) = tokio::net::lookup_host((bare, 0)).await else {
+        return Ok(());
+    };
+    for addr in resolved {
+        if let Some(why) = policy.refuses_ip(addr.ip()) {
+            return Err(format!("{host} resolves to {} ({why})", addr.ip()));
+        }
+    }
+    Ok(())
+}
+
 /// The signature header value for `body` signed at `timestamp` with `secret`.
 pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     // HMAC takes keys of any length: this cannot fail.
@@ -95,9 +165,15 @@ pub fn spawn_webhook_dispatcher(
     tokio::spawn(async move {
         // No redirects: a 301/302 would turn the POST into a body-less GET that could
         // count as delivered.
+        let policy = broker.config().webhook_destinations.clone();
         let http = match reqwest::Client::builder()
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // Every connection goes only to addresses the policy allows, as resolved
+            // for that connection: a name rebound to 127.0.0.1 gets nowhere.
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            }))
             .build()
         {
             Ok(http) => http,
@@ -210,6 +286,20 @@ impl Delivery {
         let Ok(body) = serde_json::to_vec(&self.event.event) else {
             return;
         };
+        // An address in the URL never meets the resolver: check it here, every time
+        // (the policy may have changed since the subscription was made).
+        if let Err(why) = self
+            .broker
+            .config()
+            .webhook_destinations
+            .check_url(&self.hook.url)
+        {
+            tracing::warn!(webhook = %self.hook.id, reason = %why, "webhook destination refused");
+            if let Some(m) = &self.metrics {
+                m.webhook_delivered(false);
+            }
+            return;
+        }
         for attempt in 0..self.config.attempts.max(1) {
             if attempt > 0 {
                 tokio::time::sleep(retry::exponential(
@@ -272,6 +362,25 @@ impl Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_name_that_resolves_to_loopback_gets_no_address() {
+        let policy = brokkr_core::destination::DestinationPolicy::default();
+        // `localhost` resolves (from /etc/hosts) to loopback only: nowhere to connect.
+        let refused = allowed_addresses(&policy, "localhost").await.unwrap_err();
+        assert!(refused.to_string().contains("loopback"), "{refused}");
+        assert!(check_resolved(&policy, "localhost").await.is_err());
+        let listed = brokkr_core::destination::DestinationPolicy {
+            allow_private: false,
+            allow_hosts: vec!["localhost".into()],
+        };
+        assert!(
+            !allowed_addresses(&listed, "localhost")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
 
     #[test]
     fn signatures_are_hmac_sha256_of_timestamp_dot_body() {

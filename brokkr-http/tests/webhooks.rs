@@ -69,13 +69,25 @@ struct World {
     object: String,
 }
 
+/// The test's receivers listen on this machine's loopback, which deliveries may not
+/// reach unless the operator lists it.
+fn receivers_here() -> BrokerConfig {
+    BrokerConfig {
+        webhook_destinations: brokkr_core::destination::DestinationPolicy {
+            allow_private: false,
+            allow_hosts: vec!["127.0.0.1".to_owned()],
+        },
+        ..BrokerConfig::default()
+    }
+}
+
 /// Another broker over the same store.
 fn replica_of(broker: &Broker<dyn Store>) -> Broker<dyn Store> {
     Broker::new(
         broker.store().clone(),
         Arc::new(SystemClock),
         hash_pak(ADMIN),
-        BrokerConfig::default(),
+        receivers_here(),
     )
     .unwrap()
 }
@@ -86,7 +98,7 @@ async fn world(config: WebhookConfig) -> World {
         store,
         Arc::new(SystemClock),
         hash_pak(ADMIN),
-        BrokerConfig::default(),
+        receivers_here(),
     )
     .unwrap();
     let Seeded {
@@ -326,4 +338,69 @@ async fn bad_subscriptions_and_non_admins_are_refused() {
     assert_eq!(problem["errors"].as_array().unwrap().len(), 3, "{problem}");
     let (status, _) = call(&w.app, "GET", "/api/v1/webhooks", &w.key, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn deliveries_never_reach_loopback_metadata_or_private_addresses_unless_allowed() {
+    // The default policy, as a deployment has it.
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let broker: Broker<dyn Store> = Broker::new(
+        store,
+        Arc::new(SystemClock),
+        hash_pak(ADMIN),
+        BrokerConfig::default(),
+    )
+    .unwrap();
+    let app = brokkr_http::router(broker, &brokkr_http::HttpConfig::default());
+    let register = |url: &str| {
+        let app = app.clone();
+        let body = json!({"url": url, "secret": SECRET, "events": ["health.failing"]});
+        async move {
+            let response = app
+                .oneshot(
+                    axum::http::Request::post("/api/v1/webhooks")
+                        .header("authorization", format!("Bearer {ADMIN}"))
+                        .header("content-type", "application/json")
+                        .body(axum::body::Body::from(body.to_string()))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.1.2.3/hook",
+        "http://[::1]/hook",
+        "http://localhost/hook",
+    ] {
+        let (status, body) = register(url).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {body}");
+    }
+    // Credentials in a URL are kept for deliveries but never shown back.
+    let (status, body) = register("https://bob:s3cret@hooks.example.com/brokkr").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(!body.contains("s3cret"), "{body}");
+    let listed = app
+        .clone()
+        .oneshot(
+            axum::http::Request::get("/api/v1/webhooks")
+                .header("authorization", format!("Bearer {ADMIN}"))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let bytes = axum::body::to_bytes(listed.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("[REDACTED]@hooks.example.com"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
 }

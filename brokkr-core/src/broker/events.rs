@@ -16,6 +16,10 @@ impl<S: Store + ?Sized> Broker<S> {
     pub async fn register_webhook(&self, who: &Principal, new: NewWebhook) -> Result<Webhook> {
         who.require_admin()?;
         new.validate()?;
+        self.config()
+            .webhook_destinations
+            .check_url(&new.url)
+            .map_err(|reason| Error::invalid("url", reason))?;
         let webhook = new.into_webhook(self.now());
         self.store_ref().insert_webhook(&webhook).await?;
         Ok(webhook)

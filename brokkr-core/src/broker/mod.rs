@@ -56,6 +56,9 @@ pub struct BrokerConfig {
     /// another replica sharing the store keeps accepting the old key for at most this
     /// long. Zero: every request looks its key up.
     pub key_cache_ttl: Duration,
+    /// Where webhook deliveries may go (no loopback, link-local or, unless allowed,
+    /// private addresses), checked at registration and on every delivery.
+    pub webhook_destinations: crate::destination::DestinationPolicy,
 }
 
 impl Default for BrokerConfig {
@@ -69,6 +72,7 @@ impl Default for BrokerConfig {
             health_ttl: Duration::minutes(3),
             fleet_snapshot_max_age: Duration::seconds(5),
             key_cache_ttl: Duration::seconds(30),
+            webhook_destinations: crate::destination::DestinationPolicy::default(),
         }
     }
 }

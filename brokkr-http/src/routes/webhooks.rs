@@ -31,7 +31,15 @@ pub(crate) async fn register(
     Caller(who): Caller,
     ApiJson(new): ApiJson<NewWebhook>,
 ) -> Result<(StatusCode, Json<Webhook>), ApiError> {
-    let webhook = state.broker.register_webhook(&who, new).await?;
+    // The name must not resolve anywhere a delivery may not go (checked again, after
+    // resolution, on every delivery).
+    if let Some(host) = brokkr_core::destination::url_host(&new.url) {
+        crate::webhooks::check_resolved(&state.broker.config().webhook_destinations, &host)
+            .await
+            .map_err(|reason| ApiError::from(brokkr_core::Error::invalid("url", reason)))?;
+    }
+    let mut webhook = state.broker.register_webhook(&who, new).await?;
+    webhook.url = brokkr_core::destination::mask_credentials(&webhook.url);
     state
         .telemetry
         .webhooks_changed
@@ -60,9 +68,12 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     Caller(who): Caller,
 ) -> Result<Json<WebhooksBody>, ApiError> {
-    Ok(Json(WebhooksBody {
-        webhooks: state.broker.webhooks(&who).await?,
-    }))
+    let mut webhooks = state.broker.webhooks(&who).await?;
+    // Never echo `user:password@` back.
+    for hook in &mut webhooks {
+        hook.url = brokkr_core::destination::mask_credentials(&hook.url);
+    }
+    Ok(Json(WebhooksBody { webhooks }))
 }
 
 #[utoipa::path(
