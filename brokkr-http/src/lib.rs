@@ -25,6 +25,7 @@ pub mod problem;
 pub mod ratelimit;
 mod routes;
 mod serve;
+pub mod streams;
 pub mod tasks;
 
 pub use serve::{ServeOptions, serve, serve_with, shutdown_signal};
@@ -65,6 +66,8 @@ pub struct AppState {
     pub telemetry: metrics::Telemetry,
     /// Whether `/metrics.json` is served.
     pub metrics_json: bool,
+    /// Open event streams, bounded.
+    pub streams: std::sync::Arc<streams::StreamSlots>,
 }
 
 /// Limits of the HTTP layer.
@@ -84,6 +87,10 @@ pub struct HttpConfig {
     pub auth_limits: ratelimit::AuthLimits,
     /// Serve `/metrics.json` (default: yes, unless `BROKKR_METRICS_JSON=off`).
     pub metrics_json: bool,
+    /// Live event streams one key may hold open (8); more get 503 with `Retry-After`.
+    pub max_event_streams_per_key: usize,
+    /// Live event streams open at once in all (256).
+    pub max_event_streams: usize,
 }
 
 impl Default for HttpConfig {
@@ -96,6 +103,8 @@ impl Default for HttpConfig {
             auth_limits: ratelimit::AuthLimits::default(),
             metrics_json: !std::env::var("BROKKR_METRICS_JSON")
                 .is_ok_and(|v| v.eq_ignore_ascii_case("off")),
+            max_event_streams_per_key: 8,
+            max_event_streams: 256,
         }
     }
 }
@@ -176,6 +185,10 @@ pub fn routers(
         limiter: std::sync::Arc::new(ratelimit::AuthLimiter::new(config.auth_limits.clone())),
         telemetry,
         metrics_json: config.metrics_json,
+        streams: std::sync::Arc::new(streams::StreamSlots::new(
+            config.max_event_streams_per_key,
+            config.max_event_streams,
+        )),
     };
     let (api, _) = routes::api(DefaultBodyLimit::max(config.large_body_limit)).split_for_parts();
     let mut parts = Routers {

@@ -20,6 +20,11 @@ pub struct ServeOptions {
     /// After shutdown is asked for, how long requests in flight may take to finish
     /// before their connections are dropped (30 s).
     pub shutdown_grace: Duration,
+    /// Connections open at once (4096). At the bound, new connections wait in the
+    /// listen queue instead of being accepted: the process never runs out of file
+    /// descriptors (which would also refuse agents' heartbeats), and an idle flood is
+    /// cut by the header read timeout.
+    pub max_connections: usize,
 }
 
 impl Default for ServeOptions {
@@ -27,6 +32,7 @@ impl Default for ServeOptions {
         Self {
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
+            max_connections: 4096,
         }
     }
 }
@@ -58,8 +64,17 @@ pub async fn serve_with(
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        // A free slot first, then a connection: at the bound nothing more is accepted.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -94,6 +109,7 @@ pub async fn serve_with(
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);

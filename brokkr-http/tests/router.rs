@@ -1227,3 +1227,85 @@ async fn a_blocked_address_costs_no_store_round_trip() {
         StatusCode::NO_CONTENT
     );
 }
+
+#[tokio::test]
+async fn event_streams_are_bounded_per_key_and_in_total() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let broker = Broker::new(
+        store,
+        Arc::new(SystemClock),
+        hash_pak(ADMIN),
+        BrokerConfig::default(),
+    )
+    .unwrap();
+    let config = HttpConfig {
+        max_event_streams_per_key: 2,
+        max_event_streams: 3,
+        ..HttpConfig::default()
+    };
+    let app = router(broker, &config);
+    let open = || {
+        app.clone().oneshot(
+            Request::get("/api/v1/events")
+                .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+    };
+    let first = open().await.unwrap();
+    let second = open().await.unwrap();
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let third = open().await.unwrap();
+    assert_eq!(third.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(third.headers().contains_key(header::RETRY_AFTER));
+    // A stream that ends frees its slot.
+    drop(first);
+    let again = open().await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn connections_past_the_bound_wait_instead_of_exhausting_the_process() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let broker = Broker::new(
+        store,
+        Arc::new(SystemClock),
+        hash_pak(ADMIN),
+        BrokerConfig::default(),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = brokkr_http::ServeOptions {
+        max_connections: 2,
+        ..brokkr_http::ServeOptions::default()
+    };
+    let app = router(broker, &HttpConfig::default());
+    tokio::spawn(async move {
+        brokkr_http::serve_with(listener, app, &options, std::future::pending()).await
+    });
+    // Two idle connections hold both slots.
+    let idle_one = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _idle_two = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    third
+        .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 512];
+    let early =
+        tokio::time::timeout(std::time::Duration::from_millis(300), third.read(&mut buf)).await;
+    assert!(early.is_err(), "served past the bound");
+    // One closes: the waiting connection is taken and answered.
+    drop(idle_one);
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), third.read(&mut buf))
+        .await
+        .expect("answered once a slot was free")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}

@@ -60,6 +60,20 @@ pub(crate) async fn stream_events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     who.require_admin()?;
+    // One slot per stream, freed when the stream ends: past the bound, come back later.
+    let key = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| brokkr_core::auth::hash_pak(v.to_str().unwrap_or_default()))
+        .map_or(0, |h| {
+            u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
+        });
+    let Some(slot) = state.streams.try_open(key) else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too many open event streams; try again later",
+        )
+        .retry_after(5));
+    };
     let last_seen = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -95,7 +109,14 @@ pub(crate) async fn stream_events(
         },
     );
     // Ends when the hub closes, so open streams never hold up a shutdown.
-    let events = stream::iter(head).chain(live).take_until(closed);
+    let events = stream::iter(head)
+        .chain(live)
+        .take_until(closed)
+        // The slot lives as long as the stream.
+        .map(move |event| {
+            let _held = &slot;
+            event
+        });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
