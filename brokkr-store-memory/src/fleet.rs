@@ -16,10 +16,16 @@ impl FleetStore for MemoryStore {
         let state = self.read();
         let mut rollup = state.health_counts.clone();
         rollup.agents = state.agents.len() as u64;
+        // Only deliveries of each stack's latest object wait: a superseded one never will.
+        let effective: std::collections::HashSet<_> =
+            state.latest.values().map(|(_, id)| *id).collect();
         rollup.queue_depth = state
             .deliveries
             .values()
-            .filter(|d| d.state == brokkr_core::model::DeliveryState::Pending)
+            .filter(|d| {
+                d.state == brokkr_core::model::DeliveryState::Pending
+                    && effective.contains(&d.deployment_object_id)
+            })
             .count() as u64;
         rollup.work_order_backlog = state
             .work_orders

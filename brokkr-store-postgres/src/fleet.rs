@@ -39,7 +39,10 @@ impl FleetStore for PgStore {
                  LEAST(coalesce(sum((snapshot->>'cluster_memory_available')::numeric) FILTER (WHERE last_heartbeat_at >= $2), 0), 9223372036854775807)::bigint AS memory_available,
                  LEAST(coalesce(sum((snapshot->>'node_count')::numeric) FILTER (WHERE last_heartbeat_at >= $2), 0), 9223372036854775807)::bigint AS nodes,
                  LEAST(coalesce(sum((snapshot->>'node_ready_count')::numeric) FILTER (WHERE last_heartbeat_at >= $2), 0), 9223372036854775807)::bigint AS nodes_ready,
-                 (SELECT count(*) FROM deliveries WHERE state = 'pending') AS queue_depth,
+                 (SELECT count(*) FROM deliveries AS d
+                      JOIN deployment_objects AS o ON o.id = d.deployment_object_id
+                      JOIN stacks AS s ON s.id = o.stack_id AND s.last_sequence = o.sequence_id
+                      WHERE d.state = 'pending') AS queue_depth,
                  (SELECT count(*) FROM work_orders WHERE status IN ('pending', 'claimed')) AS backlog
              FROM agent_liveness",
         )

@@ -41,7 +41,8 @@ pub struct FleetRollup {
     pub nodes: i64,
     /// Sum of ready node counts.
     pub nodes_ready: i64,
-    /// Deliveries not yet acknowledged.
+    /// Deliveries of each stack's latest object not yet acknowledged (a superseded
+    /// object's delivery never will be).
     pub queue_depth: u64,
     /// Work orders pending or claimed.
     pub work_order_backlog: u64,

@@ -46,7 +46,7 @@ pub use races::{
 pub use rollup::{
     FleetStep, ROLLUP_AGENTS, ROLLUP_OBJECTS, fleet_history,
     fleet_rollup_counts_staleness_and_capacity, fleet_rollup_matches_a_full_recompute,
-    fleet_rollup_matches_a_full_recompute_after,
+    fleet_rollup_matches_a_full_recompute_after, queue_depth_skips_superseded_deliveries,
 };
 pub use work::{
     diagnostics_are_claimed_once_and_answered_once, diagnostics_expire_and_are_cleaned_up_once,
@@ -204,6 +204,7 @@ macro_rules! store_conformance_tests {
             contract!(diagnostics_expire_and_are_cleaned_up_once);
             contract!(fleet_rollup_counts_staleness_and_capacity);
             contract!(fleet_rollup_matches_a_full_recompute);
+            contract!(queue_depth_skips_superseded_deliveries);
             contract!(webhooks_are_stored_listed_and_deleted);
             contract!(health_transitions_reach_the_outbox_in_order);
 

@@ -9,7 +9,7 @@ use brokkr_core::ids::AgentId;
 use brokkr_core::model::{Agent, ClusterSnapshot};
 use brokkr_core::store::{FleetRollup, HeartbeatRecord, Store};
 
-use super::{agent, object, pak, record, secs, stack, t0};
+use super::{agent, object, pak, record, secs, stack, t0, world};
 
 /// One step of a fleet's history, for the rollup property: the maintained rollup must
 /// equal a full recompute after every step.
@@ -224,4 +224,24 @@ pub async fn fleet_rollup_counts_staleness_and_capacity(store: Arc<dyn Store>) {
     assert_eq!(rollup.cpu_available, 1500);
     assert_eq!((rollup.nodes, rollup.nodes_ready), (4, 2));
     store.ping().await.unwrap();
+}
+
+/// The queue counts deliveries of each stack's latest object only: once a newer object
+/// exists, the older one's pending delivery never will be acknowledged and must not
+/// count.
+pub async fn queue_depth_skips_superseded_deliveries(store: Arc<dyn Store>) {
+    let (a, s, first) = world(&*store).await;
+    store.ensure_deliveries(&[(a.id, first.id)]).await.unwrap();
+    let depth = |store: Arc<dyn Store>| async move {
+        store
+            .fleet_rollup(t0() - secs(90), t0() - secs(300))
+            .await
+            .unwrap()
+            .queue_depth
+    };
+    assert_eq!(depth(store.clone()).await, 1);
+    let second = store.insert_deployment_object(&object(s.id)).await.unwrap();
+    assert_eq!(depth(store.clone()).await, 0, "the first one is superseded");
+    store.ensure_deliveries(&[(a.id, second.id)]).await.unwrap();
+    assert_eq!(depth(store).await, 1);
 }
