@@ -23,6 +23,18 @@ struct Api {
     router: Router,
 }
 
+/// A broker over a fresh in-memory store.
+fn memory_broker() -> Broker<dyn Store> {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    Broker::new(
+        store,
+        Arc::new(SystemClock),
+        hash_pak(ADMIN),
+        BrokerConfig::default(),
+    )
+    .unwrap()
+}
+
 struct Reply {
     status: StatusCode,
     content_type: String,
@@ -44,14 +56,7 @@ impl Api {
     }
 
     fn with(config: &HttpConfig) -> Self {
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let broker = Broker::new(
-            store,
-            Arc::new(SystemClock),
-            hash_pak(ADMIN),
-            BrokerConfig::default(),
-        )
-        .unwrap();
+        let broker = memory_broker();
         Self {
             router: router(broker, config),
         }
@@ -1230,14 +1235,7 @@ async fn a_blocked_address_costs_no_store_round_trip() {
 
 #[tokio::test]
 async fn event_streams_are_bounded_per_key_and_in_total() {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let broker = Broker::new(
-        store,
-        Arc::new(SystemClock),
-        hash_pak(ADMIN),
-        BrokerConfig::default(),
-    )
-    .unwrap();
+    let broker = memory_broker();
     let config = HttpConfig {
         max_event_streams_per_key: 2,
         max_event_streams: 3,
@@ -1270,14 +1268,7 @@ async fn event_streams_are_bounded_per_key_and_in_total() {
 #[tokio::test]
 async fn connections_past_the_bound_wait_instead_of_exhausting_the_process() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let broker = Broker::new(
-        store,
-        Arc::new(SystemClock),
-        hash_pak(ADMIN),
-        BrokerConfig::default(),
-    )
-    .unwrap();
+    let broker = memory_broker();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let options = brokkr_http::ServeOptions {

@@ -27,6 +27,19 @@ where
     }
 }
 
+/// Asks `agent` for diagnostics of `object` (as the admin); the request's id.
+async fn request_diagnostics(caller: &Caller, object: &str, agent: &str) -> String {
+    let requested = caller
+        .ok(
+            Method::POST,
+            &format!("/api/v1/deployment-objects/{object}/diagnostics"),
+            ADMIN,
+            Some(json!({"agent_id": agent})),
+        )
+        .await;
+    requested["request_id"].as_str().unwrap().to_owned()
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339()
 }
@@ -70,11 +83,7 @@ async fn nul_from_a_cluster_is_kept_as_a_replacement_character_on_both_stores() 
         assert_eq!(answer.body["accepted"], 1, "{store}: {answer:?}");
 
         // A diagnostics bundle of a pod that prints NUL is stored.
-        let requested = caller
-            .ok(Method::POST, &format!("/api/v1/deployment-objects/{}/diagnostics", objects[0]), ADMIN,
-                Some(json!({"agent_id": agent.id})))
-            .await;
-        let id = requested["request_id"].as_str().unwrap().to_owned();
+        let id = request_diagnostics(&caller, &objects[0], &agent.id).await;
         let claimed = caller
             .send(Method::POST, &format!("/api/v1/diagnostics/{id}/claim"), &agent.key, Some(json!({})))
             .await;
@@ -168,15 +177,7 @@ async fn what_a_client_controls_is_refused_alike_on_both_stores() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "{store}: {work:?}"
         );
-        let requested = caller
-            .ok(
-                Method::POST,
-                &format!("/api/v1/deployment-objects/{}/diagnostics", objects[0]),
-                ADMIN,
-                Some(json!({"agent_id": agent.id})),
-            )
-            .await;
-        let id = requested["request_id"].as_str().unwrap().to_owned();
+        let id = request_diagnostics(&caller, &objects[0], &agent.id).await;
         let claim = caller
             .send(
                 Method::POST,
