@@ -56,7 +56,22 @@ impl DestinationPolicy {
     }
 
     fn refuses_v6(&self, ip: Ipv6Addr) -> Option<&'static str> {
-        let first = ip.segments()[0];
+        let s = ip.segments();
+        let first = s[0];
+        // Forms that carry an IPv4 address (IPv4-compatible ::a.b.c.d, NAT64
+        // 64:ff9b::/96, 6to4 2002::/16) are judged by that address: a gateway may route
+        // them to it.
+        let embedded =
+            |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+        if s[..6] == [0; 6] && !ip.is_loopback() && !ip.is_unspecified() {
+            return self.refuses_v4(embedded(s[6], s[7]));
+        }
+        if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+            return self.refuses_v4(embedded(s[6], s[7]));
+        }
+        if first == 0x2002 {
+            return self.refuses_v4(embedded(s[1], s[2]));
+        }
         if ip.is_loopback() {
             Some("a loopback address")
         } else if first & 0xffc0 == 0xfe80 {
@@ -89,6 +104,7 @@ impl DestinationPolicy {
             };
         }
         let lower = host.to_ascii_lowercase();
+        let lower = lower.trim_end_matches('.');
         if lower == "localhost" || lower.ends_with(".localhost") {
             return Err(format!("{host} is this machine"));
         }
@@ -102,7 +118,8 @@ pub fn url_host(url: &str) -> Option<String> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))?;
-    let authority = rest.split(['/', '?', '#']).next()?;
+    // `\` ends the authority too (URL parsers treat it as `/` for http).
+    let authority = rest.split(['/', '\\', '?', '#']).next()?;
     let authority = authority.rsplit('@').next()?;
     let host = if authority.starts_with('[') {
         &authority[..=authority.find(']')?]
@@ -147,6 +164,11 @@ mod tests {
             "http://localhost:9000/",
             "http://api.localhost/",
             "http://user:pw@127.0.0.1/",
+            "http://127.0.0.1\\@hooks.example.com/",
+            "http://localhost./",
+            "http://[::127.0.0.1]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[2002:7f00:1::]/",
             "ftp://example.com/",
         ] {
             assert!(policy.check_url(url).is_err(), "{url}");

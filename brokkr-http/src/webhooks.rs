@@ -108,6 +108,58 @@ async fn allowed_addresses(
     }
 }
 
+/// Checks `url` as the delivering client reads it (`http://2130706433/` and
+/// `http://0x7f.1/` are addresses there, whatever they look like): an address is judged
+/// now; a name is returned for resolving (deliveries resolve through the guarded
+/// resolver) unless it always means this machine.
+///
+/// # Errors
+/// Why the URL is refused.
+pub fn check_target(
+    policy: &brokkr_core::destination::DestinationPolicy,
+    url: &str,
+) -> Result<Option<String>, String> {
+    policy.check_url(url)?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err("must be an http or https URL".into());
+    }
+    // The client's own reading: numeric forms come out as dotted addresses here.
+    let Some(host) = parsed.host_str() else {
+        return Err("must name a host".into());
+    };
+    if let Ok(ip) = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+    {
+        return refused(policy, ip, url);
+    }
+    if policy.allows_host(host) {
+        return Ok(None);
+    }
+    let lower = host.trim_end_matches('.').to_ascii_lowercase();
+    if lower == "localhost" || lower.ends_with(".localhost") {
+        return Err(format!("{host} is this machine"));
+    }
+    Ok(Some(host.to_owned()))
+}
+
+fn refused(
+    policy: &brokkr_core::destination::DestinationPolicy,
+    ip: std::net::IpAddr,
+    url: &str,
+) -> Result<Option<String>, String> {
+    let host = brokkr_core::destination::url_host(url).unwrap_or_default();
+    if policy.allows_host(&host) {
+        return Ok(None);
+    }
+    match policy.refuses_ip(ip) {
+        Some(why) => Err(format!("{ip} is {why}")),
+        None => Ok(None),
+    }
+}
+
 /// For registration: refuses a host name any of whose addresses a delivery may not
 /// reach. A name that does not resolve (yet) is accepted; deliveries check again.
 ///
@@ -288,12 +340,7 @@ impl Delivery {
         };
         // An address in the URL never meets the resolver: check it here, every time
         // (the policy may have changed since the subscription was made).
-        if let Err(why) = self
-            .broker
-            .config()
-            .webhook_destinations
-            .check_url(&self.hook.url)
-        {
+        if let Err(why) = check_target(&self.broker.config().webhook_destinations, &self.hook.url) {
             tracing::warn!(webhook = %self.hook.id, reason = %why, "webhook destination refused");
             if let Some(m) = &self.metrics {
                 m.webhook_delivered(false);
@@ -362,6 +409,27 @@ impl Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_judged_as_the_client_reads_them() {
+        let policy = brokkr_core::destination::DestinationPolicy::default();
+        for url in [
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://127.0.0.1\\@hooks.example.com/",
+            "http://LOCALHOST./x",
+            "http://[::ffff:169.254.169.254]/",
+        ] {
+            assert!(check_target(&policy, url).is_err(), "{url}");
+        }
+        assert_eq!(
+            check_target(&policy, "https://hooks.example.com/x"),
+            Ok(Some("hooks.example.com".to_owned()))
+        );
+        assert_eq!(check_target(&policy, "http://93.184.216.34/"), Ok(None));
+    }
 
     #[tokio::test]
     async fn a_name_that_resolves_to_loopback_gets_no_address() {

@@ -33,10 +33,14 @@ pub(crate) async fn register(
 ) -> Result<(StatusCode, Json<Webhook>), ApiError> {
     // The name must not resolve anywhere a delivery may not go (checked again, after
     // resolution, on every delivery).
-    if let Some(host) = brokkr_core::destination::url_host(&new.url) {
-        crate::webhooks::check_resolved(&state.broker.config().webhook_destinations, &host)
-            .await
-            .map_err(|reason| ApiError::from(brokkr_core::Error::invalid("url", reason)))?;
+    let policy = &state.broker.config().webhook_destinations;
+    let refuse = |reason| ApiError::from(brokkr_core::Error::invalid("url", reason));
+    if new.url.starts_with("http://") || new.url.starts_with("https://") {
+        if let Some(name) = crate::webhooks::check_target(policy, &new.url).map_err(refuse)? {
+            crate::webhooks::check_resolved(policy, &name)
+                .await
+                .map_err(refuse)?;
+        }
     }
     let mut webhook = state.broker.register_webhook(&who, new).await?;
     webhook.url = brokkr_core::destination::mask_credentials(&webhook.url);
