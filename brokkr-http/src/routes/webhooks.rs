@@ -35,12 +35,14 @@ pub(crate) async fn register(
     // resolution, on every delivery).
     let policy = &state.broker.config().webhook_destinations;
     let refuse = |reason| ApiError::from(brokkr_core::Error::invalid("url", reason));
-    if new.url.starts_with("http://") || new.url.starts_with("https://") {
-        if let Some(name) = crate::webhooks::check_target(policy, &new.url).map_err(refuse)? {
-            crate::webhooks::check_resolved(policy, &name)
-                .await
-                .map_err(refuse)?;
-        }
+    // (A URL of another scheme is refused by the broker's own checks below.)
+    let checkable = new.url.starts_with("http://") || new.url.starts_with("https://");
+    if checkable
+        && let Some(name) = crate::webhooks::check_target(policy, &new.url).map_err(refuse)?
+    {
+        crate::webhooks::check_resolved(policy, &name)
+            .await
+            .map_err(refuse)?;
     }
     let mut webhook = state.broker.register_webhook(&who, new).await?;
     webhook.url = brokkr_core::destination::mask_credentials(&webhook.url);
