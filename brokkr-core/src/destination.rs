@@ -46,6 +46,8 @@ impl DestinationPolicy {
             Some("a loopback address")
         } else if ip.is_link_local() {
             Some("a link-local address (cloud metadata lives there)")
+        } else if ip == Ipv4Addr::new(100, 100, 100, 200) {
+            Some("a cloud metadata address")
         } else if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || a == 0 {
             Some("not a unicast address")
         } else if !self.allow_private && (ip.is_private() || (a == 100 && (64..128).contains(&b))) {
@@ -74,6 +76,8 @@ impl DestinationPolicy {
         }
         if ip.is_loopback() {
             Some("a loopback address")
+        } else if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+            Some("a cloud metadata address")
         } else if first & 0xffc0 == 0xfe80 {
             Some("a link-local address")
         } else if ip.is_unspecified() || ip.is_multicast() {

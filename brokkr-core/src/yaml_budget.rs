@@ -24,6 +24,9 @@ pub struct YamlBudget {
     /// Nesting of sequences and mappings (128: a CRD's OpenAPI schema nests a few dozen
     /// levels; the agent's YAML parser stops at 128 too).
     pub max_depth: usize,
+    /// Scalar bytes after alias expansion (64 MiB): a large string named by many
+    /// aliases is few nodes but a huge value once built.
+    pub max_bytes: u64,
 }
 
 impl Default for YamlBudget {
@@ -31,6 +34,7 @@ impl Default for YamlBudget {
         Self {
             max_nodes: 2_000_000,
             max_depth: 128,
+            max_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -44,6 +48,12 @@ pub enum YamlBudgetError {
     /// Expanding its aliases would give more nodes than the budget.
     #[error("expands to more than {max} nodes (aliases of large nodes)")]
     TooManyNodes {
+        /// The budget.
+        max: u64,
+    },
+    /// Expanding its aliases would give more scalar bytes than the budget.
+    #[error("expands to more than {max} bytes of text (aliases of large values)")]
+    TooManyBytes {
         /// The budget.
         max: u64,
     },
@@ -70,6 +80,7 @@ pub struct YamlSize {
 struct Open {
     anchor: usize,
     nodes: u64,
+    bytes: u64,
 }
 
 /// Walks `yaml` once and checks it against `budget`, stopping at the first breach (so a
@@ -84,7 +95,8 @@ pub fn check(yaml: &str, budget: YamlBudget) -> Result<YamlSize, YamlBudgetError
         documents: 0,
     };
     // Expanded size of every anchored node seen, by the parser's anchor id.
-    let mut anchored: HashMap<usize, u64> = HashMap::new();
+    let mut anchored: HashMap<usize, (u64, u64)> = HashMap::new();
+    let mut bytes: u64 = 0;
     let mut open: Vec<Open> = Vec::new();
     for item in Parser::new_from_str(yaml) {
         let (event, _span) = item.map_err(|e| YamlBudgetError::Syntax(e.to_string()))?;
@@ -94,7 +106,11 @@ pub fn check(yaml: &str, budget: YamlBudget) -> Result<YamlSize, YamlBudgetError
                 None
             }
             Event::SequenceStart(_, anchor, _) | Event::MappingStart(_, anchor, _) => {
-                open.push(Open { anchor, nodes: 1 });
+                open.push(Open {
+                    anchor,
+                    nodes: 1,
+                    bytes: 0,
+                });
                 size.depth = size.depth.max(open.len());
                 if open.len() > budget.max_depth {
                     return Err(YamlBudgetError::TooDeep {
@@ -104,22 +120,34 @@ pub fn check(yaml: &str, budget: YamlBudget) -> Result<YamlSize, YamlBudgetError
                 None
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                open.pop().map(|node| (node.anchor, node.nodes))
+                open.pop().map(|node| (node.anchor, node.nodes, node.bytes))
             }
-            Event::Scalar(_, _, anchor, _) => Some((anchor, 1)),
+            Event::Scalar(value, _, anchor, _) => Some((anchor, 1, value.len() as u64)),
             // An alias stands for a copy of the node it names.
-            Event::Alias(id) => Some((0, anchored.get(&id).copied().unwrap_or(1))),
+            Event::Alias(id) => {
+                let (nodes, size) = anchored.get(&id).copied().unwrap_or((1, 0));
+                Some((0, nodes, size))
+            }
             _ => None,
         };
-        let Some((anchor, nodes)) = finished else {
+        let Some((anchor, nodes, size_bytes)) = finished else {
             continue;
         };
         if anchor != 0 {
-            anchored.insert(anchor, nodes);
+            anchored.insert(anchor, (nodes, size_bytes));
         }
-        match open.last_mut() {
-            Some(parent) => parent.nodes = parent.nodes.saturating_add(nodes),
-            None => size.nodes = size.nodes.saturating_add(nodes),
+        if let Some(parent) = open.last_mut() {
+            parent.nodes = parent.nodes.saturating_add(nodes);
+            parent.bytes = parent.bytes.saturating_add(size_bytes);
+        } else {
+            size.nodes = size.nodes.saturating_add(nodes);
+            bytes = bytes.saturating_add(size_bytes);
+        }
+        let pending_bytes: u64 = open.iter().map(|o| o.bytes).fold(0, u64::saturating_add);
+        if bytes.saturating_add(pending_bytes) > budget.max_bytes {
+            return Err(YamlBudgetError::TooManyBytes {
+                max: budget.max_bytes,
+            });
         }
         // Open collections count what they hold so far: a bomb is refused while it is
         // still being read, before its closing events.
@@ -188,6 +216,22 @@ mod tests {
         );
         // A small one passes.
         assert!(check(&bomb(3, 10), YamlBudget::default()).is_ok());
+    }
+
+    #[test]
+    fn a_large_string_named_many_times_is_refused() {
+        let big = "x".repeat(1024 * 1024);
+        let mut yaml = format!("a: &a {big}\nb: [");
+        yaml.push_str(&vec!["*a"; 100].join(", "));
+        yaml.push_str("]\n");
+        assert_eq!(
+            check(&yaml, YamlBudget::default()),
+            Err(YamlBudgetError::TooManyBytes {
+                max: 64 * 1024 * 1024
+            })
+        );
+        let fine = format!("a: &a {big}\nb: [*a, *a]\n");
+        assert!(check(&fine, YamlBudget::default()).is_ok());
     }
 
     #[test]

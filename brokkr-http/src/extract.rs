@@ -160,11 +160,15 @@ impl FromRequestParts<AppState> for Caller {
         // memory (the admin's, or an agent key verified recently) is served, so a
         // guesser costs the broker a hash, and agents behind the same NAT address keep
         // working.
+        // (One store lookup a second is still allowed from it, so an agent whose cached
+        // key expired is not locked out by a neighbour guessing.)
         if let Some(wait) = state.limiter.address_blocked(address) {
-            return match state.broker.authenticate_cached(key) {
-                Some(principal) => Ok(Self(principal)),
-                None => Err(too_many(wait)),
-            };
+            if let Some(principal) = state.broker.authenticate_cached(key) {
+                return Ok(Self(principal));
+            }
+            if !state.limiter.lookup_while_blocked(address) {
+                return Err(too_many(wait));
+            }
         }
         // The key id: a prefix of its hash, so the limiter never holds the key itself.
         let hash = brokkr_core::auth::hash_pak(key);

@@ -43,6 +43,8 @@ struct Window {
 pub struct AuthLimiter {
     limits: AuthLimits,
     windows: Mutex<HashMap<Slot, Window>>,
+    /// When a blocked address last got a store lookup.
+    blocked_lookups: Mutex<HashMap<Option<IpAddr>, Instant>>,
 }
 
 const MAX_ENTRIES: usize = 100_000;
@@ -53,6 +55,7 @@ impl AuthLimiter {
         Self {
             limits,
             windows: Mutex::default(),
+            blocked_lookups: Mutex::default(),
         }
     }
 
@@ -72,6 +75,31 @@ impl AuthLimiter {
         let elapsed = Instant::now().duration_since(w.started);
         (elapsed < self.limits.window && w.failures >= limit)
             .then(|| self.limits.window.saturating_sub(elapsed))
+    }
+
+    /// Whether a blocked address may have one store lookup now: at most one a second,
+    /// so a guesser costs almost nothing while an agent behind the same address whose
+    /// key is no longer cached still gets through within a retry or two.
+    pub fn lookup_while_blocked(&self, address: Option<IpAddr>) -> bool {
+        let now = Instant::now();
+        let mut last = self
+            .blocked_lookups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.len() >= MAX_ENTRIES {
+            last.clear();
+        }
+        match last.get_mut(&network(address)) {
+            Some(at) if now.duration_since(*at) < Duration::from_secs(1) => false,
+            Some(at) => {
+                *at = now;
+                true
+            }
+            None => {
+                last.insert(network(address), now);
+                true
+            }
+        }
     }
 
     /// Records one failed authentication.

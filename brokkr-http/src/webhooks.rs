@@ -221,6 +221,8 @@ pub fn spawn_webhook_dispatcher(
         let http = match reqwest::Client::builder()
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve names itself, past the guarded resolver.
+            .no_proxy()
             // Every connection goes only to addresses the policy allows, as resolved
             // for that connection: a name rebound to 127.0.0.1 gets nowhere.
             .dns_resolver(Arc::new(GuardedResolver {

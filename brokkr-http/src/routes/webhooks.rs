@@ -33,6 +33,8 @@ pub(crate) async fn register(
 ) -> Result<(StatusCode, Json<Webhook>), ApiError> {
     // The name must not resolve anywhere a delivery may not go (checked again, after
     // resolution, on every delivery).
+    // Admin first: nobody else may make the broker resolve names for them.
+    who.require_admin().map_err(ApiError::from)?;
     let policy = &state.broker.config().webhook_destinations;
     let refuse = |reason| ApiError::from(brokkr_core::Error::invalid("url", reason));
     // (A URL of another scheme is refused by the broker's own checks below.)
