@@ -170,11 +170,7 @@ impl FromRequestParts<AppState> for Caller {
                 return Err(too_many(wait));
             }
         }
-        // The key id: a prefix of its hash, so the limiter never holds the key itself.
-        let hash = brokkr_core::auth::hash_pak(key);
-        let key_id = u64::from_be_bytes([
-            hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7],
-        ]);
+        let key_id = crate::ratelimit::key_id(key);
         if let Some(wait) = state.limiter.key_blocked(address, key_id) {
             return Err(too_many(wait));
         }

@@ -38,6 +38,15 @@ struct Window {
     failures: u32,
 }
 
+/// The id the limiter counts a key by: a prefix of its hash, so the key itself is
+/// never held.
+pub fn key_id(key: &str) -> u64 {
+    let hash = brokkr_core::auth::hash_pak(key);
+    u64::from_be_bytes([
+        hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7],
+    ])
+}
+
 /// Counts failures in fixed windows. Bounded: old windows are dropped when the table grows.
 #[derive(Debug, Default)]
 pub struct AuthLimiter {

@@ -128,36 +128,14 @@ pub fn check_target(
     let Some(host) = parsed.host_str() else {
         return Err("must name a host".into());
     };
-    if let Ok(ip) = host
+    policy.check_host(host)?;
+    let address = host
         .trim_start_matches('[')
         .trim_end_matches(']')
         .parse::<std::net::IpAddr>()
-    {
-        return refused(policy, ip, url);
-    }
-    if policy.allows_host(host) {
-        return Ok(None);
-    }
-    let lower = host.trim_end_matches('.').to_ascii_lowercase();
-    if lower == "localhost" || lower.ends_with(".localhost") {
-        return Err(format!("{host} is this machine"));
-    }
-    Ok(Some(host.to_owned()))
-}
-
-fn refused(
-    policy: &brokkr_core::destination::DestinationPolicy,
-    ip: std::net::IpAddr,
-    url: &str,
-) -> Result<Option<String>, String> {
-    let host = brokkr_core::destination::url_host(url).unwrap_or_default();
-    if policy.allows_host(&host) {
-        return Ok(None);
-    }
-    match policy.refuses_ip(ip) {
-        Some(why) => Err(format!("{ip} is {why}")),
-        None => Ok(None),
-    }
+        .is_ok();
+    // A name not on the allowlist is checked again once resolved.
+    Ok((!address && !policy.allows_host(host)).then(|| host.to_owned()))
 }
 
 /// For registration: refuses a host name any of whose addresses a delivery may not

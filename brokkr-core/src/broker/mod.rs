@@ -250,16 +250,13 @@ impl<S: Store + ?Sized> Broker<S> {
 
     /// Who presents `key`: the admin, an agent, or nobody (`Unauthorized`).
     pub async fn authenticate(&self, key: &str) -> Result<Principal> {
-        if looks_like(key, Role::Admin) {
-            if constant_time_eq(&hash_pak(key), &self.inner.shared.admin) {
-                return Ok(Principal::Admin);
-            }
-        } else if looks_like(key, Role::Agent) {
+        if let Some(principal) = self.authenticate_cached(key) {
+            return Ok(principal);
+        }
+        // Only an agent key not verified recently needs the store.
+        if looks_like(key, Role::Agent) {
             let hash = hash_pak(key);
             let (now, ttl) = (self.now(), self.inner.shared.config.key_cache_ttl);
-            if let Some(agent) = self.inner.shared.keys.get(&hash, now, ttl) {
-                return Ok(Principal::Agent(agent));
-            }
             let generation = self.inner.shared.keys.generation();
             if let Some(agent) = self.store_ref().agent_for_pak(&hash).await? {
                 if ttl > Duration::zero() {

@@ -63,9 +63,8 @@ pub(crate) async fn stream_events(
     // One slot per stream, freed when the stream ends: past the bound, come back later.
     let key = headers
         .get(axum::http::header::AUTHORIZATION)
-        .map(|v| brokkr_core::auth::hash_pak(v.to_str().unwrap_or_default()))
-        .map_or(0, |h| {
-            u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
+        .map_or(0, |v| {
+            crate::ratelimit::key_id(v.to_str().unwrap_or_default())
         });
     let Some(slot) = state.streams.try_open(key) else {
         return Err(ApiError::new(
