@@ -223,8 +223,13 @@ impl World {
     }
 
     fn fault(&self, kind: FaultKind) {
+        self.fault_on(self.object, kind);
+    }
+
+    /// `kind` for `object` from now on.
+    fn fault_on(&self, object: DeploymentObjectId, kind: FaultKind) {
         self.cluster.inject(Fault {
-            object: Some(self.object),
+            object: Some(object),
             kind,
             from: self.clock.now(),
             until: None,
@@ -801,12 +806,7 @@ async fn one_unreadable_object_does_not_stop_the_health_clock() {
     let w = world().await;
     let second = w.second_object().await;
     w.agent.reconcile_once().await.unwrap();
-    w.cluster.inject(Fault {
-        object: Some(second),
-        kind: FaultKind::ApiDown,
-        from: w.clock.now(),
-        until: None,
-    });
+    w.fault_on(second, FaultKind::ApiDown);
     let cycle = w.agent.check_once().await.unwrap();
     assert_eq!((cycle.observed, cycle.unreadable), (1, 1));
     w.agent.heartbeat_once().await.unwrap();

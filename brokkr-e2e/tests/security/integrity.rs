@@ -40,6 +40,19 @@ async fn request_diagnostics(caller: &Caller, object: &str, agent: &str) -> Stri
     requested["request_id"].as_str().unwrap().to_owned()
 }
 
+/// The agent's last health check as the broker has it.
+async fn health_checked_at(caller: &Caller, agent: &str) -> chrono::DateTime<chrono::Utc> {
+    let status = caller
+        .ok(
+            Method::GET,
+            &format!("/api/v1/agents/{agent}/operational-status"),
+            ADMIN,
+            None,
+        )
+        .await;
+    serde_json::from_value(status["health_checked_at"].clone()).unwrap()
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339()
 }
@@ -210,19 +223,10 @@ async fn clocks_ahead_and_late_heartbeats_never_lose_or_rewind_on_both_stores() 
             )
             .await;
         assert_eq!(beat.status, StatusCode::NO_CONTENT, "{store}: {beat:?}");
-        let status = caller
-            .ok(
-                Method::GET,
-                &format!("/api/v1/agents/{}/operational-status", agent.id),
-                ADMIN,
-                None,
-            )
-            .await;
-        let first: chrono::DateTime<chrono::Utc> =
-            serde_json::from_value(status["health_checked_at"].clone()).unwrap();
+        let first = health_checked_at(&caller, &agent.id).await;
         assert!(
             first <= chrono::Utc::now(),
-            "{store}: clamped to the broker's now: {status}"
+            "{store}: clamped to the broker's now: {first}"
         );
         // A late, retried heartbeat carrying an older check does not move it back.
         let older = (first - chrono::Duration::minutes(2)).to_rfc3339();
@@ -235,17 +239,8 @@ async fn clocks_ahead_and_late_heartbeats_never_lose_or_rewind_on_both_stores() 
             )
             .await;
         assert_eq!(late.status, StatusCode::NO_CONTENT);
-        let status = caller
-            .ok(
-                Method::GET,
-                &format!("/api/v1/agents/{}/operational-status", agent.id),
-                ADMIN,
-                None,
-            )
-            .await;
-        let after: chrono::DateTime<chrono::Utc> =
-            serde_json::from_value(status["health_checked_at"].clone()).unwrap();
-        assert_eq!(after, first, "{store}: {status}");
+        let after = health_checked_at(&caller, &agent.id).await;
+        assert_eq!(after, first, "{store}");
     })
     .await;
 }
